@@ -1,0 +1,572 @@
+//! The cacher: the handle users hold, its builder, and the producer handles.
+//!
+//! One [`Cacher`] owns one dispatcher thread. Handles are cheap clones; the last one
+//! dropped (or [`Cacher::shutdown`]) closes the incoming ring, lets the dispatcher apply
+//! every change already accepted, and ends every watch with `Closed` after the events it
+//! has. Producers and watches do not keep the dispatcher alive.
+
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::watcher::WatcherShared;
+use crate::dispatch::{load_duration, Dispatcher};
+use crate::error::{ListError, PublishError, WatchError};
+use crate::notify::{thread_waker, Parker, WaitList};
+use crate::options::{At, ListOptions, SlowWatcherPolicy, TriggerFn, WatchOptions};
+use crate::ready::{Readiness, ReadyState};
+use crate::ring::{PushError, Ring};
+use crate::stats::{Counters, Stats};
+use crate::store::{Snapshot, Store, StoreWriter};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{lock, park_timeout, thread, Arc, Mutex};
+use crate::watch::Watch;
+use crate::window::{Capacity, Window, WindowWriter};
+use std::fmt;
+use std::time::Duration;
+
+/// How long `NotReady` suggests waiting before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How many times a blocked `put` retries (spinning) before it parks.
+const SPINS_BEFORE_PARK: u32 = 6;
+
+/// A change on its way from a producer to the dispatcher.
+pub(crate) enum Change<T> {
+    Put {
+        key: std::sync::Arc<str>,
+        object: std::sync::Arc<T>,
+    },
+    Delete {
+        key: std::sync::Arc<str>,
+    },
+    /// The initial state is loaded (sent by [`Loader::finish`]).
+    Ready,
+}
+
+/// A request from a watch to the dispatcher, handled between batches.
+pub(crate) enum Control<T> {
+    /// A new watch: index it (if indexed), schedule its bookmarks, time its wait.
+    Start(Arc<WatcherShared<T>>),
+    /// A parked watch caught up from the window and asks to rejoin live dispatch.
+    Rejoin(Arc<WatcherShared<T>>),
+    /// A watch ended or was dropped: take it out of the index.
+    Stop(Arc<WatcherShared<T>>),
+}
+
+/// Settings fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) policy: SlowWatcherPolicy,
+    pub(crate) watcher_buffer: Option<usize>,
+    pub(crate) future_wait: Duration,
+    pub(crate) bookmark_period: Duration,
+    pub(crate) budget_refill_per_second: Duration,
+    pub(crate) budget_max: Duration,
+}
+
+/// What every handle, watch and the dispatcher share.
+pub(crate) struct Shared<T> {
+    pub(crate) incoming: Ring<Change<T>>,
+    /// Producers waiting for room in `incoming`.
+    pub(crate) producers: WaitList,
+    /// Wakes the dispatcher: new changes, control messages, shutdown.
+    pub(crate) dispatcher: Parker,
+    control: Mutex<Vec<Control<T>>>,
+    /// Whether `control` may hold messages; lets the dispatcher skip the lock.
+    control_pending: AtomicBool,
+    pub(crate) window: Arc<Window<T>>,
+    pub(crate) store: Arc<Store<T>>,
+    pub(crate) trigger: Option<TriggerFn<T>>,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ready: ReadyState,
+    pub(crate) counters: Counters,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn send(&self, control: Control<T>) {
+        lock(&self.control).push(control);
+        // Release: the dispatcher that sees the flag (Acquire swap) sees the message.
+        self.control_pending.store(true, Ordering::Release);
+        self.dispatcher.wake();
+    }
+
+    pub(crate) fn has_control(&self) -> bool {
+        self.control_pending.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn take_control(&self) -> Vec<Control<T>> {
+        if !self.control_pending.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.control))
+    }
+
+    fn check_ready(&self) -> Result<(), Readiness> {
+        match self.ready.get() {
+            Readiness::Ready => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    /// Publishes one change, spinning briefly and then parking while the ring is full.
+    fn publish(&self, mut change: Change<T>) -> Result<(), Change<T>> {
+        let mut spins = 0;
+        let mut parker: Option<(std::sync::Arc<Parker>, std::task::Waker)> = None;
+        loop {
+            match self.try_publish(change) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(rejected)) => return Err(rejected),
+                Err(PushError::Full(rejected)) => change = rejected,
+            }
+            if spins < SPINS_BEFORE_PARK {
+                spins += 1;
+                for _ in 0..1 << spins {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            let (parker, waker) =
+                parker.get_or_insert_with(|| (std::sync::Arc::new(Parker::new()), thread_waker()));
+            self.producers.arm(parker, waker);
+            if self.incoming.len() >= self.incoming.capacity() && !self.incoming.is_closed() {
+                thread::park();
+            }
+        }
+    }
+
+    fn try_publish(&self, change: Change<T>) -> Result<(), PushError<Change<T>>> {
+        self.incoming.push(change)?;
+        self.counters.raise_high_water(self.incoming.len());
+        self.dispatcher.wake();
+        Ok(())
+    }
+}
+
+/// Builds a [`Cacher`]; see [`Cacher::builder`].
+pub struct CacherBuilder<T> {
+    trigger: Option<TriggerFn<T>>,
+    incoming_capacity: usize,
+    window: Capacity,
+    config: Config,
+    clock: Arc<dyn Clock>,
+}
+
+impl<T: Send + Sync + 'static> CacherBuilder<T> {
+    fn new() -> Self {
+        Self {
+            trigger: None,
+            incoming_capacity: 1024,
+            window: Capacity::DEFAULT,
+            config: Config {
+                policy: SlowWatcherPolicy::Park,
+                watcher_buffer: None,
+                future_wait: Duration::from_secs(3),
+                bookmark_period: Duration::from_secs(60),
+                budget_refill_per_second: Duration::from_millis(50),
+                budget_max: Duration::from_millis(100),
+            },
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+
+    /// The trigger function: watches that ask for a trigger value are indexed by it, and
+    /// each event is offered only to the watchers under its new and previous objects'
+    /// values.
+    pub fn trigger<F>(mut self, trigger: F) -> Self
+    where
+        F: for<'a> Fn(&'a T) -> Option<&'a str> + Send + Sync + 'static,
+    {
+        self.trigger = Some(std::sync::Arc::new(trigger));
+        self
+    }
+
+    /// The most changes waiting for the dispatcher (default 1024; at least 1).
+    pub fn incoming_capacity(mut self, changes: usize) -> Self {
+        self.incoming_capacity = changes.max(1);
+        self
+    }
+
+    /// The most events kept for replay (default: 100, growing up to 102,400 while the
+    /// window holds less than 75 s of history; at least 1).
+    pub fn window_capacity(mut self, events: usize) -> Self {
+        self.window = Capacity::Fixed(events.max(1));
+        self
+    }
+
+    /// One buffer size for every watch, instead of the per-kind defaults (at least 1).
+    pub fn watcher_buffer(mut self, events: usize) -> Self {
+        self.config.watcher_buffer = Some(events.max(1));
+        self
+    }
+
+    /// What to do with a watcher whose buffer is full (default [`SlowWatcherPolicy::Park`]).
+    pub fn slow_watcher_policy(mut self, policy: SlowWatcherPolicy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// The dispatch budget for `Terminate`: waiting time credited per second, and its
+    /// cap (default 50 ms per second, at most 100 ms).
+    pub fn dispatch_budget(mut self, refill_per_second: Duration, max: Duration) -> Self {
+        self.config.budget_refill_per_second = refill_per_second;
+        self.config.budget_max = max;
+        self
+    }
+
+    /// The time between bookmarks for watches that asked for them (default 60 s).
+    pub fn bookmark_period(mut self, period: Duration) -> Self {
+        self.config.bookmark_period = period;
+        self
+    }
+
+    /// How long a watch or list from a revision not reached yet waits for it (default 3 s).
+    pub fn future_wait(mut self, wait: Duration) -> Self {
+        self.config.future_wait = wait;
+        self
+    }
+
+    /// The clock for bookmarks, the budget's refill and future waits (default
+    /// [`SystemClock`]); tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the cacher, ready at once, and starts its dispatcher thread.
+    pub fn build(self) -> Cacher<T> {
+        self.spawn(Readiness::Ready)
+    }
+
+    /// Builds a cacher that stays [`Readiness::Pending`] until the returned [`Loader`]
+    /// has published the initial state and called [`Loader::finish`].
+    pub fn build_pending(self) -> (Cacher<T>, Loader<T>) {
+        let cacher = self.spawn(Readiness::Pending);
+        let loader = Loader { producer: cacher.producer() };
+        (cacher, loader)
+    }
+
+    fn spawn(self, readiness: Readiness) -> Cacher<T> {
+        let window = WindowWriter::new(self.window, 1);
+        let store = StoreWriter::new();
+        let shared = Arc::new(Shared {
+            incoming: Ring::new(self.incoming_capacity),
+            producers: WaitList::new(),
+            dispatcher: Parker::new(),
+            control: Mutex::new(Vec::new()),
+            control_pending: AtomicBool::new(false),
+            window: window.reader(),
+            store: store.reader(),
+            trigger: self.trigger,
+            config: self.config,
+            clock: self.clock,
+            ready: ReadyState::new(readiness),
+            counters: Counters::default(),
+        });
+        let for_dispatcher = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("watchcache-dispatcher".into())
+            .spawn(move || Dispatcher::new(for_dispatcher, window, store).run())
+            .expect("failed to spawn the dispatcher thread");
+        Cacher { handle: std::sync::Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) }
+    }
+}
+
+impl<T> fmt::Debug for CacherBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacherBuilder")
+            .field("indexed", &self.trigger.is_some())
+            .field("incoming_capacity", &self.incoming_capacity)
+            .field("window", &self.window)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Owns the dispatcher thread; dropped with the last [`Cacher`] handle.
+struct Handle<T> {
+    shared: Arc<Shared<T>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl<T> Handle<T> {
+    fn shutdown(&self) {
+        self.shared.incoming.close();
+        self.shared.dispatcher.wake();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            if thread.thread().id() != std::thread::current().id() {
+                // The dispatcher never panics on its own; a panic in a user's trigger
+                // function or predicate has already been reported by the panic hook.
+                let _ = thread.join();
+            }
+        }
+        self.shared.ready.advance(Readiness::Stopped);
+    }
+}
+
+impl<T> Drop for Handle<T> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A watch cache: ordered ingest, the current state, a replay window and fan-out to
+/// watchers. A cheap, cloneable handle; see the [crate docs](crate) for the semantics.
+pub struct Cacher<T> {
+    handle: std::sync::Arc<Handle<T>>,
+}
+
+impl<T> Clone for Cacher<T> {
+    fn clone(&self) -> Self {
+        Self { handle: self.handle.clone() }
+    }
+}
+
+impl<T> fmt::Debug for Cacher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.handle.shared;
+        f.debug_struct("Cacher")
+            .field("readiness", &shared.ready.get())
+            .field("revision", &shared.store.snapshot().revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static> Cacher<T> {
+    /// A builder with the defaults of DESIGN.md §4.
+    pub fn builder() -> CacherBuilder<T> {
+        CacherBuilder::new()
+    }
+
+    /// A new producer handle.
+    pub fn producer(&self) -> Producer<T> {
+        Producer { shared: self.handle.shared.clone() }
+    }
+
+    /// Starts a watch. Never blocks: a watch from a revision not reached yet is returned
+    /// at once, and its first item is `Err(TooNew)` if the revision is not reached in
+    /// time.
+    ///
+    /// # Errors
+    /// `NotReady` while the initial state loads, `Expired` for a revision older than the
+    /// window, `Closed` after shutdown, `InvalidOptions` for a trigger value on a cacher
+    /// without a trigger function.
+    pub fn watch(&self, options: WatchOptions<T>) -> Result<Watch<T>, WatchError> {
+        let shared = &self.handle.shared;
+        shared.check_ready().map_err(|readiness| match readiness {
+            Readiness::Pending => WatchError::NotReady { retry_after: RETRY_AFTER },
+            _ => WatchError::Closed,
+        })?;
+        Watch::start(shared.clone(), options)
+    }
+
+    /// The objects matching `options`, in key order, and the revision they reflect.
+    ///
+    /// # Errors
+    /// `NotReady` while the initial state loads; `TooNew` when `At::AtLeast(r)` is not
+    /// reached in time; `InvalidOptions` for a trigger value on a cacher without a
+    /// trigger function.
+    #[allow(clippy::type_complexity)]
+    pub fn list(
+        &self,
+        options: ListOptions<T>,
+    ) -> Result<(Vec<(std::sync::Arc<str>, std::sync::Arc<T>)>, u64), ListError> {
+        let shared = &self.handle.shared;
+        self.check_listable()?;
+        let filter =
+            options.bind(shared.trigger.as_ref()).map_err(|reason| ListError::InvalidOptions { reason })?;
+        let snapshot = match options.at {
+            At::Latest => shared.store.snapshot(),
+            At::AtLeast(revision) => self.wait_for(revision)?,
+        };
+        let objects = snapshot
+            .range(options.prefix_str(), None)
+            .filter(|(key, object)| filter.matches(key, object))
+            .map(|(key, object)| (key.clone(), object.clone()))
+            .collect();
+        Ok((objects, snapshot.revision))
+    }
+
+    /// The object at `key`, if any, and the revision the answer reflects.
+    ///
+    /// # Errors
+    /// `NotReady` while the initial state loads.
+    pub fn get(&self, key: &str) -> Result<(Option<std::sync::Arc<T>>, u64), ListError> {
+        self.check_listable()?;
+        let snapshot = self.handle.shared.store.snapshot();
+        Ok((snapshot.objects.get(key).cloned(), snapshot.revision))
+    }
+
+    /// The last applied revision (0 before the first change).
+    pub fn revision(&self) -> u64 {
+        self.handle.shared.store.snapshot().revision
+    }
+
+    /// Whether the cacher serves watches and lists.
+    pub fn readiness(&self) -> Readiness {
+        self.handle.shared.ready.get()
+    }
+
+    /// The cacher's counters now.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.handle.shared;
+        let counters = &shared.counters;
+        Stats {
+            revision: shared.window.head(),
+            objects: Counters::get(&counters.objects),
+            window_oldest: shared.window.first() - 1,
+            window_len: Counters::get64(&counters.window_len),
+            window_capacity: Counters::get(&counters.window_capacity),
+            incoming_len: shared.incoming.len(),
+            incoming_capacity: shared.incoming.capacity(),
+            incoming_high_water: Counters::get(&counters.incoming_high_water),
+            watchers_indexed: Counters::get(&counters.watchers_indexed),
+            watchers_unindexed: Counters::get(&counters.watchers_unindexed),
+            watchers_blocked: Counters::get(&counters.watchers_blocked),
+            watchers_parked: Counters::get(&counters.watchers_parked),
+            parks: Counters::get64(&counters.parks),
+            terminations: Counters::get64(&counters.terminations),
+            deletes_of_missing_keys: Counters::get64(&counters.deletes_of_missing_keys),
+            budget_left: load_duration(&counters.budget_left_nanos),
+        }
+    }
+
+    /// Stops the cacher: applies every change already accepted, then ends every watch
+    /// with `Closed` after its buffered events. Producers get `Closed` from then on.
+    /// Waits for the dispatcher to finish; idempotent.
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+
+    fn check_listable(&self) -> Result<(), ListError> {
+        match self.handle.shared.check_ready() {
+            Err(Readiness::Pending) => Err(ListError::NotReady { retry_after: RETRY_AFTER }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until the published state reaches `revision`, up to the future wait.
+    fn wait_for(&self, revision: u64) -> Result<Arc<Snapshot<T>>, ListError> {
+        let shared = &self.handle.shared;
+        let deadline = shared.clock.now() + shared.config.future_wait;
+        let parker = std::sync::Arc::new(Parker::new());
+        let waker = thread_waker();
+        shared.clock.wake_on_advance(thread::current());
+        loop {
+            let snapshot = shared.store.snapshot();
+            if snapshot.revision >= revision {
+                return Ok(snapshot);
+            }
+            let now = shared.clock.now();
+            if now >= deadline || shared.ready.get() == Readiness::Stopped {
+                return Err(ListError::TooNew { requested: revision, current: snapshot.revision });
+            }
+            shared.store.waiters.arm(&parker, &waker);
+            if shared.store.snapshot().revision < revision {
+                park_timeout(deadline - now);
+            }
+        }
+    }
+}
+
+/// Publishes changes into a cacher. `Clone + Send`; any number may publish at once, and
+/// each producer's changes are applied in the order it published them.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Producer<T> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl<T> Producer<T> {
+    /// Sets `key` to `value`, waiting while the incoming ring is full.
+    ///
+    /// # Errors
+    /// `Closed` (with the value) after shutdown.
+    pub fn put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
+        let change = Change::Put { key: key.into(), object: std::sync::Arc::new(value) };
+        self.shared.publish(change).map_err(|rejected| PublishError::Closed(take_value(rejected)))
+    }
+
+    /// Sets `key` to `value` if the incoming ring has room now.
+    ///
+    /// # Errors
+    /// `Full` when the ring is full, `Closed` after shutdown; both carry the value.
+    pub fn try_put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
+        let change = Change::Put { key: key.into(), object: std::sync::Arc::new(value) };
+        self.shared.try_publish(change).map_err(|error| match error {
+            PushError::Full(rejected) => PublishError::Full(take_value(rejected)),
+            PushError::Closed(rejected) => PublishError::Closed(take_value(rejected)),
+        })
+    }
+
+    /// Deletes `key`, waiting while the incoming ring is full. A key that is missing when
+    /// the dispatcher applies the delete emits nothing (it is counted in `stats()`).
+    ///
+    /// # Errors
+    /// `Closed` after shutdown.
+    pub fn delete(&self, key: &str) -> Result<(), PublishError<()>> {
+        self.shared.publish(Change::Delete { key: key.into() }).map_err(|_| PublishError::Closed(()))
+    }
+
+    /// Deletes `key` if the incoming ring has room now.
+    ///
+    /// # Errors
+    /// `Full` when the ring is full, `Closed` after shutdown.
+    pub fn try_delete(&self, key: &str) -> Result<(), PublishError<()>> {
+        self.shared.try_publish(Change::Delete { key: key.into() }).map_err(|error| match error {
+            PushError::Full(_) => PublishError::Full(()),
+            PushError::Closed(_) => PublishError::Closed(()),
+        })
+    }
+}
+
+/// The value inside a rejected put: the `Arc` was made by the rejecting call and never
+/// shared, so unwrapping it always succeeds.
+fn take_value<T>(change: Change<T>) -> T {
+    match change {
+        Change::Put { object, .. } => match std::sync::Arc::try_unwrap(object) {
+            Ok(value) => value,
+            Err(_) => unreachable!("a rejected change's object is not shared"),
+        },
+        Change::Delete { .. } | Change::Ready => unreachable!("only puts carry a value"),
+    }
+}
+
+/// Publishes a pending cacher's initial state; the only handle that can make it ready.
+/// Not `Clone`: one writer decides when loading is done.
+pub struct Loader<T> {
+    producer: Producer<T>,
+}
+
+impl<T> fmt::Debug for Loader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader").finish_non_exhaustive()
+    }
+}
+
+impl<T> Loader<T> {
+    /// Adds `key` to the initial state, waiting while the incoming ring is full.
+    ///
+    /// # Errors
+    /// `Closed` (with the value) after shutdown.
+    pub fn put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
+        self.producer.put(key, value)
+    }
+
+    /// Marks the initial state complete: once the dispatcher has applied everything
+    /// published before this call, the cacher becomes [`Readiness::Ready`].
+    ///
+    /// # Errors
+    /// `Closed` after shutdown.
+    pub fn finish(self) -> Result<(), PublishError<()>> {
+        self.producer.shared.publish(Change::Ready).map_err(|_| PublishError::Closed(()))
+    }
+}

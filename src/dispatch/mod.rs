@@ -1,0 +1,332 @@
+//! The dispatcher: the one thread that orders changes and fans them out.
+//!
+//! Per batch drained from the incoming ring, for each change: assign the next revision,
+//! apply it to the store (which yields the previous object), append the record to the
+//! window, and offer it to the indexed watchers under the trigger values of the new and
+//! previous objects. Unindexed watchers are not offered anything: they read the window
+//! themselves and are woken once per batch. Between batches the dispatcher handles
+//! registrations and deferred stops, fires bookmarks and ends waits for future
+//! revisions. When there is nothing to do it parks: an idle cacher uses no CPU.
+//!
+//! Offering is two passes, as in the Kubernetes cacher's `dispatchEvent`: a non-blocking
+//! push to every candidate, then the slow-watcher policy for those whose buffer was full
+//! (see [`SlowWatcherPolicy`]). A watcher parked or terminated mid-fan-out leaves the
+//! index only after the event's fan-out (a deferred stop).
+
+pub(crate) mod bookmarks;
+pub(crate) mod budget;
+pub(crate) mod index;
+pub(crate) mod watcher;
+
+use crate::cacher::{Change, Control, Shared};
+use crate::event::{Event, Record};
+use crate::notify::thread_waker;
+use crate::options::SlowWatcherPolicy;
+use crate::ready::Readiness;
+use crate::ring::PushError;
+use crate::stats::Counters;
+use crate::store::StoreWriter;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{park_timeout, thread, Arc};
+use crate::window::WindowWriter;
+use bookmarks::Bookmarks;
+use budget::Budget;
+use index::Index;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+use watcher::{Phase, WatcherShared};
+
+/// The most changes applied between two looks at registrations and timers.
+const BATCH: usize = 256;
+
+pub(crate) struct Dispatcher<T> {
+    shared: Arc<Shared<T>>,
+    window: WindowWriter<T>,
+    store: StoreWriter<T>,
+    index: Index<T>,
+    budget: Budget,
+    bookmarks: Bookmarks<T>,
+    /// Watches from a future revision, with the clock time their wait ends.
+    awaiting: Vec<(Duration, Arc<WatcherShared<T>>)>,
+    /// Watchers pushed to in this batch, woken once at its end.
+    touched: Vec<Arc<WatcherShared<T>>>,
+    /// Watchers whose buffer was full for the current event (Terminate policy).
+    blocked: Vec<(Arc<WatcherShared<T>>, Event<T>)>,
+    /// Watchers to take out of the index once the current event's fan-out ends.
+    leaving: Vec<Arc<WatcherShared<T>>>,
+    revision: u64,
+    waker: Waker,
+}
+
+impl<T: Send + Sync + 'static> Dispatcher<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>, window: WindowWriter<T>, store: StoreWriter<T>) -> Self {
+        let config = &shared.config;
+        let now = shared.clock.now();
+        Self {
+            budget: Budget::new(config.budget_refill_per_second, config.budget_max, now),
+            bookmarks: Bookmarks::new(config.bookmark_period),
+            shared,
+            window,
+            store,
+            index: Index::new(),
+            awaiting: Vec::new(),
+            touched: Vec::new(),
+            blocked: Vec::new(),
+            leaving: Vec::new(),
+            revision: 0,
+            waker: thread_waker(),
+        }
+    }
+
+    /// Runs until the cacher shuts down and every accepted change has been applied.
+    /// Call on the dispatcher's own thread: its waker unparks the thread that built it.
+    pub(crate) fn run(mut self) {
+        self.shared.clock.wake_on_advance(thread::current());
+        loop {
+            let now = self.shared.clock.now();
+            self.handle_control(now);
+            let applied = self.drain_batch(now);
+            if applied > 0 {
+                self.end_batch(now);
+            }
+            self.fire_timers(now);
+            if self.shared.incoming.is_closed() && self.shared.incoming.len() == 0 {
+                return self.finish();
+            }
+            if applied == 0 {
+                self.idle();
+            }
+        }
+    }
+
+    fn drain_batch(&mut self, now: Duration) -> usize {
+        let mut applied = 0;
+        while applied < BATCH {
+            // SAFETY: the dispatcher is the incoming ring's only consumer.
+            let Some(change) = (unsafe { self.shared.incoming.pop() }) else {
+                if self.shared.incoming.is_closed() && self.shared.incoming.len() > 0 {
+                    // A producer claimed a slot before the close and is still writing it.
+                    thread::yield_now();
+                    continue;
+                }
+                break;
+            };
+            self.apply(change, now);
+            applied += 1;
+        }
+        if applied > 0 {
+            self.shared.producers.notify_all();
+        }
+        applied
+    }
+
+    fn apply(&mut self, change: Change<T>, now: Duration) {
+        let (key, object, prev) = match change {
+            Change::Put { key, object } => {
+                let prev = self.store.put(self.revision + 1, key.clone(), object.clone());
+                (key, Some(object), prev)
+            }
+            Change::Delete { key } => match self.store.remove(&key) {
+                Some(prev) => (key, None, Some(prev)),
+                None => return Counters::add(&self.shared.counters.deletes_of_missing_keys),
+            },
+            Change::Ready => {
+                self.store.publish();
+                return self.shared.ready.advance(Readiness::Ready);
+            }
+        };
+        self.revision += 1;
+        self.store.set_revision(self.revision);
+        let record =
+            std::sync::Arc::new(Record { revision: self.revision, key, object, prev, applied_at: now });
+        self.window.append(record.clone());
+        self.fan_out(&record);
+    }
+
+    fn fan_out(&mut self, record: &Record<T>) {
+        let Some(trigger) = self.shared.trigger.as_ref().filter(|_| self.index.len() > 0) else { return };
+        let new = record.object.as_deref().and_then(|object| trigger(object));
+        let prev = record.prev.as_deref().and_then(|object| trigger(object));
+        let policy = self.shared.config.policy;
+        for watcher in self.index.candidates(new, prev) {
+            if watcher.is_dropped() || watcher.phase.load() != Phase::Live {
+                continue;
+            }
+            let Some(event) = watcher.filter.event(record) else { continue };
+            let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
+            match buffer.push(event) {
+                Ok(()) => self.touched.push(watcher.clone()),
+                Err(PushError::Full(event)) => match policy {
+                    SlowWatcherPolicy::Park => {
+                        watcher.phase.store(Phase::Parked(record.revision - 1));
+                        watcher.consumer.wake();
+                        Counters::add(&self.shared.counters.parks);
+                        self.shared.counters.watchers_parked.fetch_add(1, Ordering::Relaxed);
+                        self.leaving.push(watcher.clone());
+                    }
+                    SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), event)),
+                },
+                // Watcher buffers are never closed.
+                Err(PushError::Closed(_)) => {}
+            }
+        }
+        if !self.blocked.is_empty() {
+            self.wait_for_blocked(record.revision);
+        }
+        for watcher in self.leaving.drain(..) {
+            self.index.remove(&watcher);
+        }
+    }
+
+    /// The second pass under `Terminate`: wait for each blocked watcher out of the shared
+    /// budget; terminate those still full when it runs out.
+    fn wait_for_blocked(&mut self, revision: u64) {
+        let counters = &self.shared.counters;
+        Counters::set(&counters.watchers_blocked, self.blocked.len());
+        let mut budget = self.budget.take_available(self.shared.clock.now());
+        for (watcher, event) in std::mem::take(&mut self.blocked) {
+            let started = Instant::now();
+            if self.push_within(&watcher, event, started + budget) {
+                self.touched.push(watcher);
+            } else {
+                watcher.phase.store(Phase::Terminated(revision - 1));
+                watcher.consumer.wake();
+                Counters::add(&counters.terminations);
+                self.leaving.push(watcher);
+            }
+            budget = budget.saturating_sub(started.elapsed());
+        }
+        self.budget.return_unused(budget);
+    }
+
+    /// Pushes `event` to `watcher`, waiting for room until `deadline`.
+    fn push_within(&self, watcher: &WatcherShared<T>, mut event: Event<T>, deadline: Instant) -> bool {
+        let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
+        watcher.consumer.wake();
+        loop {
+            match buffer.push(event) {
+                Ok(()) => return true,
+                Err(PushError::Full(rejected) | PushError::Closed(rejected)) => event = rejected,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            watcher.room.arm(&self.waker);
+            if buffer.len() < buffer.capacity() {
+                continue;
+            }
+            park_timeout(deadline - now);
+        }
+    }
+
+    /// After a batch: publish the state, wake whoever waits for it.
+    fn end_batch(&mut self, now: Duration) {
+        self.store.publish();
+        self.shared.window.waiters.notify_all();
+        for watcher in self.touched.drain(..) {
+            watcher.consumer.wake();
+        }
+        let revision = self.revision;
+        self.awaiting.retain(|(_, watcher)| watcher.awaits > revision && !watcher.is_dropped());
+        let counters = &self.shared.counters;
+        Counters::set(&counters.objects, self.store.len());
+        Counters::set(&counters.window_capacity, self.window.capacity());
+        counters.window_len.store(self.window.len(), Ordering::Relaxed);
+        counters.budget_left_nanos.store(duration_nanos(self.budget.available(now)), Ordering::Relaxed);
+    }
+
+    fn handle_control(&mut self, now: Duration) {
+        for control in self.shared.take_control() {
+            match control {
+                Control::Start(watcher) => {
+                    if watcher.is_dropped() {
+                        continue;
+                    }
+                    if watcher.buffer.is_some() {
+                        watcher.join(self.revision);
+                        self.index.insert(watcher.clone());
+                    }
+                    if watcher.bookmarks {
+                        self.bookmarks.schedule(watcher.clone(), now);
+                    }
+                    if watcher.awaits > self.revision {
+                        self.awaiting.push((now + self.shared.config.future_wait, watcher));
+                    }
+                }
+                Control::Rejoin(watcher) => {
+                    self.shared.counters.watchers_parked.fetch_sub(1, Ordering::Relaxed);
+                    if !watcher.is_dropped() {
+                        watcher.join(self.revision);
+                        self.index.insert(watcher);
+                    }
+                }
+                Control::Stop(watcher) => {
+                    self.index.remove(&watcher);
+                    if matches!(watcher.phase.load(), Phase::Parked(_)) {
+                        self.shared.counters.watchers_parked.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Counters::set(&self.shared.counters.watchers_indexed, self.index.len());
+    }
+
+    fn fire_timers(&mut self, now: Duration) {
+        self.bookmarks.fire(now, self.revision);
+        let revision = self.revision;
+        self.awaiting.retain(|(deadline, watcher)| {
+            if *deadline > now {
+                return true;
+            }
+            watcher.time_out(revision);
+            false
+        });
+    }
+
+    /// The next clock time a timer is due, if any.
+    fn next_due(&self) -> Option<Duration> {
+        let awaiting = self.awaiting.iter().map(|(deadline, _)| *deadline).min();
+        match (self.bookmarks.next_due(), awaiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn idle(&self) {
+        let shared = &self.shared;
+        shared.dispatcher.arm(&self.waker);
+        if shared.incoming.len() > 0 || shared.has_control() || shared.incoming.is_closed() {
+            return;
+        }
+        match self.next_due() {
+            Some(due) => park_timeout(due.saturating_sub(shared.clock.now())),
+            None => thread::park(),
+        }
+    }
+
+    /// Shut down: every accepted change is applied; end every watch after what it has.
+    fn finish(mut self) {
+        self.store.publish();
+        self.window.close();
+        for watcher in self.index.all() {
+            watcher.consumer.wake();
+        }
+        for (_, watcher) in &self.awaiting {
+            watcher.consumer.wake();
+        }
+        self.shared.ready.advance(Readiness::Stopped);
+        self.shared.producers.notify_all();
+        self.shared.store.waiters.notify_all();
+        self.index = Index::new();
+    }
+}
+
+fn duration_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Reads back what [`duration_nanos`] stored.
+pub(crate) fn load_duration(nanos: &AtomicU64) -> Duration {
+    Duration::from_nanos(nanos.load(Ordering::Relaxed))
+}

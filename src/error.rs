@@ -1,0 +1,148 @@
+//! Errors, one enum per operation family. Messages are lowercase, say what happened and
+//! what to do next.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a change was not published. The rejected value rides back inside, so nothing is
+/// lost: the caller may retry or drop it knowingly.
+#[derive(PartialEq, Eq)]
+pub enum PublishError<T> {
+    /// The incoming ring is full (only from `try_put` / `try_delete`).
+    Full(T),
+    /// The cacher has shut down; no change will be applied any more.
+    Closed(T),
+}
+
+impl<T> PublishError<T> {
+    /// The change that was not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(value) | Self::Closed(value) => value,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("incoming ring is full; retry, or use put to wait"),
+            Self::Closed(_) => f.write_str("cacher is shut down; the change was not applied"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {}
+
+/// Why a watch could not start, or how it ended. Every variant that ends a stream says
+/// where a new watch may resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The requested revision is older than the window can replay. `oldest` is the
+    /// oldest revision a new watch may start from (`Start::Revision(oldest)` succeeds).
+    Expired {
+        /// The revision the watch asked to continue after.
+        requested: u64,
+        /// The oldest revision a watch may start from now.
+        oldest: u64,
+    },
+    /// The requested revision was not reached within the wait for a future revision.
+    TooNew {
+        /// The revision the watch asked for.
+        requested: u64,
+        /// The cacher's revision when the wait ended.
+        current: u64,
+    },
+    /// The watcher fell too far behind and was terminated under
+    /// [`SlowWatcherPolicy::Terminate`](crate::SlowWatcherPolicy::Terminate). Every
+    /// matching event up to `resume_from` was delivered; `Start::Revision(resume_from)`
+    /// continues without loss.
+    TooSlow {
+        /// The revision to resume after.
+        resume_from: u64,
+    },
+    /// The cacher has not loaded its initial state yet.
+    NotReady {
+        /// A reasonable delay before trying again.
+        retry_after: Duration,
+    },
+    /// The cacher was shut down; every buffered event was delivered before this.
+    Closed,
+    /// The watch options cannot be served by this cacher.
+    InvalidOptions {
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for WatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Expired { requested, oldest } => {
+                write!(f, "revision {requested} is older than the window (oldest {oldest}); list again")
+            }
+            Self::TooNew { requested, current } => {
+                write!(f, "revision {requested} is newer than the cacher's revision {current}; retry later")
+            }
+            Self::TooSlow { resume_from } => {
+                write!(f, "watcher was too slow and was terminated; watch again from revision {resume_from}")
+            }
+            Self::NotReady { retry_after } => {
+                write!(f, "cacher is not ready yet; retry after {} ms", retry_after.as_millis())
+            }
+            Self::Closed => f.write_str("cacher is shut down"),
+            Self::InvalidOptions { reason } => write!(f, "invalid watch options: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for WatchError {}
+
+/// Why a `list` or `get` could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListError {
+    /// The cacher has not loaded its initial state yet.
+    NotReady {
+        /// A reasonable delay before trying again.
+        retry_after: Duration,
+    },
+    /// `At::AtLeast(requested)` was not reached within the wait for a future revision.
+    TooNew {
+        /// The revision the list asked for.
+        requested: u64,
+        /// The cacher's revision when the wait ended.
+        current: u64,
+    },
+    /// The list options cannot be served by this cacher.
+    InvalidOptions {
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotReady { retry_after } => {
+                write!(f, "cacher is not ready yet; retry after {} ms", retry_after.as_millis())
+            }
+            Self::TooNew { requested, current } => {
+                write!(f, "revision {requested} is newer than the cacher's revision {current}; retry later")
+            }
+            Self::InvalidOptions { reason } => write!(f, "invalid list options: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ListError {}

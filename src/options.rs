@@ -1,0 +1,282 @@
+//! What a watch or a list asks for, and the filter both apply.
+
+use crate::event::{Event, Record};
+use std::fmt;
+use std::sync::Arc;
+
+/// The cacher's trigger function, shared by the dispatcher and every filter.
+pub(crate) type TriggerFn<T> = Arc<dyn for<'a> Fn(&'a T) -> Option<&'a str> + Send + Sync>;
+type Predicate<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// Live events only: everything after the cacher's revision when `watch` is called.
+    #[default]
+    Now,
+    /// Every event after this revision, replayed from the window, then live. A revision
+    /// not reached yet is waited for (see [`CacherBuilder::future_wait`](crate::CacherBuilder::future_wait)).
+    Revision(u64),
+    /// An `Added` event for every matching object at the current revision, then a
+    /// bookmark with `initial_events_end: true`, then live.
+    Snapshot,
+}
+
+/// Which state a list reflects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum At {
+    /// The latest applied revision.
+    #[default]
+    Latest,
+    /// At least this revision; waits for it like a watch from the future.
+    AtLeast(u64),
+}
+
+/// What the dispatcher does with a pushed watcher whose buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowWatcherPolicy {
+    /// Stop offering to it at once; it catches up from the window by itself and rejoins.
+    /// It ends only if it falls out of the window (`Expired`).
+    #[default]
+    Park,
+    /// Wait for it out of the shared dispatch budget; terminate it (`TooSlow`) when the
+    /// budget runs out.
+    Terminate,
+}
+
+/// The filter shared by watches and lists: key prefix, trigger value, predicate.
+pub(crate) struct Filter<T> {
+    prefix: Arc<str>,
+    trigger: Option<(Arc<str>, TriggerFn<T>)>,
+    predicate: Option<Predicate<T>>,
+}
+
+impl<T> Clone for Filter<T> {
+    fn clone(&self) -> Self {
+        Self { prefix: self.prefix.clone(), trigger: self.trigger.clone(), predicate: self.predicate.clone() }
+    }
+}
+
+impl<T> Filter<T> {
+    pub(crate) fn trigger_value(&self) -> Option<&str> {
+        self.trigger.as_ref().map(|(value, _)| &**value)
+    }
+
+    pub(crate) fn matches_key(&self, key: &str) -> bool {
+        key.starts_with(&*self.prefix)
+    }
+
+    pub(crate) fn matches_object(&self, object: &T) -> bool {
+        self.trigger.as_ref().is_none_or(|(value, trigger)| trigger(object) == Some(&**value))
+            && self.predicate.as_ref().is_none_or(|predicate| predicate(object))
+    }
+
+    pub(crate) fn matches(&self, key: &str, object: &T) -> bool {
+        self.matches_key(key) && self.matches_object(object)
+    }
+
+    /// What a watcher with this filter sees of `record`.
+    pub(crate) fn event(&self, record: &Record<T>) -> Option<Event<T>> {
+        if !self.matches_key(&record.key) {
+            return None;
+        }
+        record.event_for(|object| self.matches_object(object))
+    }
+}
+
+/// The filter part of the options, before the cacher binds it to its trigger function.
+struct FilterSpec<T> {
+    prefix: Arc<str>,
+    trigger: Option<Arc<str>>,
+    predicate: Option<Predicate<T>>,
+}
+
+impl<T> Default for FilterSpec<T> {
+    fn default() -> Self {
+        Self { prefix: Arc::from(""), trigger: None, predicate: None }
+    }
+}
+
+impl<T> Clone for FilterSpec<T> {
+    fn clone(&self) -> Self {
+        Self { prefix: self.prefix.clone(), trigger: self.trigger.clone(), predicate: self.predicate.clone() }
+    }
+}
+
+impl<T> FilterSpec<T> {
+    fn bind(&self, trigger_fn: Option<&TriggerFn<T>>) -> Result<Filter<T>, &'static str> {
+        let trigger = match (&self.trigger, trigger_fn) {
+            (None, _) => None,
+            (Some(value), Some(trigger_fn)) => Some((value.clone(), trigger_fn.clone())),
+            (Some(_), None) => return Err("a trigger value needs a cacher built with a trigger function"),
+        };
+        Ok(Filter { prefix: self.prefix.clone(), trigger, predicate: self.predicate.clone() })
+    }
+}
+
+impl<T> fmt::Debug for FilterSpec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Filter")
+            .field("prefix", &self.prefix)
+            .field("trigger", &self.trigger)
+            .field("predicate", &self.predicate.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// Options of one watch: its filter, where it starts, bookmarks and its buffer.
+///
+/// ```
+/// use watchcache::{Start, WatchOptions};
+///
+/// let options = WatchOptions::<String>::new()
+///     .prefix("pods/default/")
+///     .predicate(|pod: &String| !pod.is_empty())
+///     .start(Start::Revision(42))
+///     .bookmarks(true);
+/// # let _ = options;
+/// ```
+pub struct WatchOptions<T> {
+    filter: FilterSpec<T>,
+    pub(crate) start: Start,
+    pub(crate) bookmarks: bool,
+    pub(crate) buffer: Option<usize>,
+}
+
+impl<T> WatchOptions<T> {
+    /// Every object, live from now, no bookmarks, the default buffer.
+    pub fn new() -> Self {
+        Self { filter: FilterSpec::default(), start: Start::Now, bookmarks: false, buffer: None }
+    }
+
+    /// Only keys that start with `prefix`.
+    pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
+        self.filter.prefix = prefix.into();
+        self
+    }
+
+    /// Only objects whose trigger value is `value`; the watch is indexed under it.
+    pub fn trigger(mut self, value: impl Into<Arc<str>>) -> Self {
+        self.filter.trigger = Some(value.into());
+        self
+    }
+
+    /// Only objects for which `predicate` holds. It runs on the watch's own thread for
+    /// replayed and unindexed events, on the dispatcher for indexed ones: keep it cheap.
+    pub fn predicate(mut self, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.filter.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Where the watch starts (default [`Start::Now`]).
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Whether to receive periodic bookmarks (default off).
+    pub fn bookmarks(mut self, on: bool) -> Self {
+        self.bookmarks = on;
+        self
+    }
+
+    /// The most events buffered for this watch (default by kind: 10 for trigger-indexed
+    /// watches, 1000 for unindexed ones on an indexed cacher, 100 otherwise).
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = Some(events);
+        self
+    }
+
+    pub(crate) fn wants_trigger(&self) -> bool {
+        self.filter.trigger.is_some()
+    }
+
+    pub(crate) fn bind(&self, trigger_fn: Option<&TriggerFn<T>>) -> Result<Filter<T>, &'static str> {
+        self.filter.bind(trigger_fn)
+    }
+}
+
+impl<T> Default for WatchOptions<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for WatchOptions<T> {
+    fn clone(&self) -> Self {
+        Self {
+            filter: self.filter.clone(),
+            start: self.start,
+            bookmarks: self.bookmarks,
+            buffer: self.buffer,
+        }
+    }
+}
+
+impl<T> fmt::Debug for WatchOptions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("filter", &self.filter)
+            .field("start", &self.start)
+            .field("bookmarks", &self.bookmarks)
+            .field("buffer", &self.buffer)
+            .finish()
+    }
+}
+
+/// Options of one list: its filter and the revision it must reflect.
+pub struct ListOptions<T> {
+    filter: FilterSpec<T>,
+    pub(crate) at: At,
+}
+
+impl<T> ListOptions<T> {
+    /// Every object at the latest revision.
+    pub fn new() -> Self {
+        Self { filter: FilterSpec::default(), at: At::Latest }
+    }
+
+    /// Only keys that start with `prefix`.
+    pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
+        self.filter.prefix = prefix.into();
+        self
+    }
+
+    /// Only objects whose trigger value is `value`.
+    pub fn trigger(mut self, value: impl Into<Arc<str>>) -> Self {
+        self.filter.trigger = Some(value.into());
+        self
+    }
+
+    /// Only objects for which `predicate` holds.
+    pub fn predicate(mut self, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+        self.filter.predicate = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Which revision the list must reflect (default [`At::Latest`]).
+    pub fn at(mut self, at: At) -> Self {
+        self.at = at;
+        self
+    }
+
+    pub(crate) fn prefix_str(&self) -> &str {
+        &self.filter.prefix
+    }
+
+    pub(crate) fn bind(&self, trigger_fn: Option<&TriggerFn<T>>) -> Result<Filter<T>, &'static str> {
+        self.filter.bind(trigger_fn)
+    }
+}
+
+impl<T> Default for ListOptions<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for ListOptions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListOptions").field("filter", &self.filter).field("at", &self.at).finish()
+    }
+}

@@ -1,0 +1,109 @@
+//! The current state: every live key and its object, at one revision.
+//!
+//! The dispatcher mutates its own persistent map (`imbl::OrdMap`, a B-tree with
+//! structural sharing) and publishes an O(1) clone of it once per batch of changes.
+//! Readers load the latest published snapshot without a lock and without ever making the
+//! dispatcher wait; a snapshot is one consistent revision, never a mix. Mutating a map
+//! whose nodes a snapshot still shares copies only the touched path, once per batch.
+
+use crate::notify::WaitList;
+use crate::sync::{Arc, ArcCell};
+use imbl::OrdMap;
+use std::ops::Bound;
+
+type Object<T> = std::sync::Arc<T>;
+type Key = std::sync::Arc<str>;
+
+/// The state at one revision.
+pub(crate) struct Snapshot<T> {
+    pub(crate) objects: OrdMap<Key, Object<T>>,
+    pub(crate) revision: u64,
+}
+
+impl<T> Snapshot<T> {
+    /// The objects whose keys start with `prefix`, in key order, from after `after`.
+    pub(crate) fn range<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Object<T>)> + 'a {
+        let lower = match after {
+            Some(key) if key >= prefix => Bound::Excluded(key),
+            _ => Bound::Included(prefix),
+        };
+        self.objects
+            .range::<_, str>((lower, Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+}
+
+/// The reading side, shared by lists, gets and snapshot watches.
+pub(crate) struct Store<T> {
+    published: ArcCell<Snapshot<T>>,
+    /// Lists waiting for a newer revision.
+    pub(crate) waiters: WaitList,
+}
+
+impl<T> Store<T> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot<T>> {
+        self.published.load()
+    }
+}
+
+impl<T> std::fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("revision", &self.snapshot().revision).finish()
+    }
+}
+
+/// The writing side: owned by the dispatcher alone (not `Clone`).
+pub(crate) struct StoreWriter<T> {
+    store: Arc<Store<T>>,
+    objects: OrdMap<Key, Object<T>>,
+    revision: u64,
+    published: u64,
+}
+
+impl<T> StoreWriter<T> {
+    pub(crate) fn new() -> Self {
+        let store = Arc::new(Store {
+            published: ArcCell::new(Arc::new(Snapshot { objects: OrdMap::new(), revision: 0 })),
+            waiters: WaitList::new(),
+        });
+        Self { store, objects: OrdMap::new(), revision: 0, published: 0 }
+    }
+
+    pub(crate) fn reader(&self) -> Arc<Store<T>> {
+        self.store.clone()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Sets `key` to `object` at `revision`; returns the previous object.
+    pub(crate) fn put(&mut self, revision: u64, key: Key, object: Object<T>) -> Option<Object<T>> {
+        self.revision = revision;
+        self.objects.insert(key, object)
+    }
+
+    /// Removes `key`; returns the removed object, or `None` (and changes nothing) when
+    /// it was missing. The caller assigns `revision` only to a removal that happened.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Object<T>> {
+        self.objects.remove(key)
+    }
+
+    pub(crate) fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// Publishes the current state if it changed since the last publication.
+    pub(crate) fn publish(&mut self) {
+        if self.published != self.revision {
+            self.published = self.revision;
+            let snapshot = Snapshot { objects: self.objects.clone(), revision: self.revision };
+            self.store.published.store(Arc::new(snapshot));
+            self.store.waiters.notify_all();
+        }
+    }
+}
