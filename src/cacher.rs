@@ -261,9 +261,10 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
             counters: Counters::default(),
         });
         let for_dispatcher = shared.clone();
+        let built_at = shared.clock.now();
         let thread = std::thread::Builder::new()
             .name("watchcache-dispatcher".into())
-            .spawn(move || Dispatcher::new(for_dispatcher, window, store).run())
+            .spawn(move || Dispatcher::new(for_dispatcher, window, store, built_at).run())
             .expect("failed to spawn the dispatcher thread");
         Cacher { handle: std::sync::Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) }
     }

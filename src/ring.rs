@@ -7,12 +7,15 @@
 //! dispatcher consumes) and each pushed watcher's buffer (the dispatcher produces, the
 //! watch consumes).
 //!
-//! Every slot carries a sequence number that says whose turn it is:
-//! `seq == pos` — free for the producer that claims position `pos`;
-//! `seq == pos + 1` — written, ready for the consumer at `pos`;
-//! `seq == pos + capacity` — read, free for the producer one lap later.
+//! Every slot carries a stamp that says whose turn it is:
+//! `stamp == 2·pos` — free for the producer that claims position `pos`;
+//! `stamp == 2·pos + 1` — written, ready for the consumer at `pos`;
+//! `stamp == 2·(pos + capacity)` — read, free for the producer one lap later.
+//! Vyukov's original uses `pos` and `pos + 1`, which coincide for a one-slot ring
+//! ("written at `pos`" would read as "free at `pos + 1`"); doubling keeps the states
+//! apart for every capacity, and a one-event watcher buffer is a real configuration.
 //! Positions are plain counters (`pos % capacity` picks the slot), so any capacity works
-//! and `usize` never wraps in practice (2^63 operations).
+//! and `usize` never wraps in practice (2^62 operations).
 //!
 //! Orderings, all in this file:
 //! - a producer claims a position with a `Relaxed` CAS on `tail`: the claim only needs
@@ -46,7 +49,7 @@ pub(crate) enum PushError<T> {
 struct Slot<T> {
     /// Whose turn it is (see the module docs).
     seq: AtomicUsize,
-    /// Initialised exactly when `seq == pos + 1` for the position `pos` mapping here.
+    /// Initialised exactly when `seq == 2·pos + 1` for the position `pos` mapping here.
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -70,7 +73,7 @@ impl<T> Ring<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let slots = (0..capacity)
-            .map(|i| Slot { seq: AtomicUsize::new(i), value: UnsafeCell::new(MaybeUninit::uninit()) })
+            .map(|i| Slot { seq: AtomicUsize::new(2 * i), value: UnsafeCell::new(MaybeUninit::uninit()) })
             .collect();
         Self {
             slots,
@@ -98,19 +101,19 @@ impl<T> Ring<T> {
             }
             let slot = self.slot(tail);
             let seq = slot.seq.load(Ordering::Acquire);
-            if seq == tail {
+            if seq == 2 * tail {
                 match self.tail.compare_exchange_weak(tail, tail + 1, Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         // SAFETY: the CAS made this producer the only owner of position
-                        // `tail`, and `seq == tail` (Acquire) shows the consumer finished
-                        // reading the slot's previous value.
+                        // `tail`, and `seq == 2·tail` (Acquire) shows the consumer
+                        // finished reading the slot's previous value.
                         slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
-                        slot.seq.store(tail + 1, Ordering::Release);
+                        slot.seq.store(2 * tail + 1, Ordering::Release);
                         return Ok(());
                     }
                     Err(current) => tail = current,
                 }
-            } else if seq < tail {
+            } else if seq < 2 * tail {
                 // The slot still holds the value from one lap ago: full, unless the
                 // consumer has moved on since we read `tail`.
                 let current = self.tail.load(Ordering::Relaxed);
@@ -133,13 +136,13 @@ impl<T> Ring<T> {
     pub(crate) unsafe fn pop(&self) -> Option<T> {
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
-        if slot.seq.load(Ordering::Acquire) != head + 1 {
+        if slot.seq.load(Ordering::Acquire) != 2 * head + 1 {
             return None;
         }
-        // SAFETY: `seq == head + 1` (Acquire) means the producer wrote the value and
+        // SAFETY: `seq == 2·head + 1` (Acquire) means the producer wrote the value and
         // released it; being the only consumer, nobody else reads this position.
         let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
-        slot.seq.store(head + self.slots.len(), Ordering::Release);
+        slot.seq.store(2 * (head + self.slots.len()), Ordering::Release);
         self.head.store(head + 1, Ordering::Release);
         Some(value)
     }
@@ -168,8 +171,8 @@ impl<T> Drop for Ring<T> {
         let tail = self.tail.load(Ordering::Relaxed) & !CLOSED;
         for pos in head..tail {
             let slot = self.slot(pos);
-            if slot.seq.load(Ordering::Relaxed) == pos + 1 {
-                // SAFETY: `&mut self` excludes every other access, and `seq == pos + 1`
+            if slot.seq.load(Ordering::Relaxed) == 2 * pos + 1 {
+                // SAFETY: `&mut self` excludes every other access, and `seq == 2·pos + 1`
                 // says the slot holds an initialised value nobody has read.
                 slot.value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
             }
@@ -204,6 +207,19 @@ mod tests {
         let drained: Vec<_> = std::iter::from_fn(|| unsafe { ring.pop() }).collect();
         assert_eq!(drained, vec![1, 2, 3]);
         assert_eq!(ring.len(), 0);
+    }
+
+    #[test]
+    fn one_slot_ring_holds_one_value() {
+        let ring = Ring::new(1);
+        ring.push(1).unwrap();
+        assert_eq!(ring.push(2), Err(PushError::Full(2)));
+        // SAFETY: this test is the only consumer.
+        assert_eq!(unsafe { ring.pop() }, Some(1));
+        ring.push(3).unwrap();
+        assert_eq!(ring.push(4), Err(PushError::Full(4)));
+        // SAFETY: this test is the only consumer.
+        assert_eq!(unsafe { ring.pop() }, Some(3));
     }
 
     #[test]

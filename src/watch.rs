@@ -109,7 +109,14 @@ impl<T: Send + Sync + 'static> Watch<T> {
                 (snapshot.revision, Some(Initial { snapshot, last_key: None }), 0)
             }
         };
-        let watcher = Arc::new(WatcherShared::new(filter, indexed, buffer_len, options.bookmarks, awaits));
+        let awaits_until = cacher.clock.now() + cacher.config.future_wait;
+        let watcher = Arc::new(WatcherShared::new(
+            filter,
+            indexed,
+            buffer_len,
+            options.bookmarks,
+            (awaits, awaits_until),
+        ));
         if indexed || options.bookmarks || awaits > 0 {
             cacher.send(Control::Start(watcher.clone()));
         }

@@ -59,11 +59,16 @@ pub(crate) struct Dispatcher<T> {
 }
 
 impl<T: Send + Sync + 'static> Dispatcher<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, window: WindowWriter<T>, store: StoreWriter<T>) -> Self {
+    /// `built_at` is the clock time of `build()`: the budget starts filling from then.
+    pub(crate) fn new(
+        shared: Arc<Shared<T>>,
+        window: WindowWriter<T>,
+        store: StoreWriter<T>,
+        built_at: Duration,
+    ) -> Self {
         let config = &shared.config;
-        let now = shared.clock.now();
         Self {
-            budget: Budget::new(config.budget_refill_per_second, config.budget_max, now),
+            budget: Budget::new(config.budget_refill_per_second, config.budget_max, built_at),
             bookmarks: Bookmarks::new(config.bookmark_period),
             shared,
             window,
@@ -220,8 +225,15 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         }
     }
 
-    /// After a batch: publish the state, wake whoever waits for it.
+    /// After a batch: update the counters, publish the state, wake whoever waits for it.
+    /// Counters go first so that anyone who has seen the new state sees them too.
     fn end_batch(&mut self, now: Duration) {
+        let counters = &self.shared.counters;
+        Counters::set(&counters.watchers_indexed, self.index.len());
+        Counters::set(&counters.objects, self.store.len());
+        Counters::set(&counters.window_capacity, self.window.capacity());
+        counters.window_len.store(self.window.len(), Ordering::Relaxed);
+        counters.budget_left_nanos.store(duration_nanos(self.budget.available(now)), Ordering::Relaxed);
         self.store.publish();
         self.shared.window.waiters.notify_all();
         for watcher in self.touched.drain(..) {
@@ -229,11 +241,6 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         }
         let revision = self.revision;
         self.awaiting.retain(|(_, watcher)| watcher.awaits > revision && !watcher.is_dropped());
-        let counters = &self.shared.counters;
-        Counters::set(&counters.objects, self.store.len());
-        Counters::set(&counters.window_capacity, self.window.capacity());
-        counters.window_len.store(self.window.len(), Ordering::Relaxed);
-        counters.budget_left_nanos.store(duration_nanos(self.budget.available(now)), Ordering::Relaxed);
     }
 
     fn handle_control(&mut self, now: Duration) {
@@ -251,7 +258,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                         self.bookmarks.schedule(watcher.clone(), now);
                     }
                     if watcher.awaits > self.revision {
-                        self.awaiting.push((now + self.shared.config.future_wait, watcher));
+                        self.awaiting.push((watcher.awaits_until, watcher));
                     }
                 }
                 Control::Rejoin(watcher) => {

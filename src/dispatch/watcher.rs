@@ -111,8 +111,11 @@ pub(crate) struct WatcherShared<T> {
     pub(crate) bookmark_at: AtomicU64,
     /// Whether the consumer asked for periodic bookmarks.
     pub(crate) bookmarks: bool,
-    /// A watch from a future revision: the revision it waits for (0: none).
+    /// A watch from a future revision: the revision it waits for (0: none), and the clock
+    /// time the wait ends (counted from the `watch` call, not from when the dispatcher
+    /// sees it).
     pub(crate) awaits: u64,
+    pub(crate) awaits_until: std::time::Duration,
     /// Set by the dispatcher when the wait for `awaits` timed out: the cacher's revision
     /// then, plus one (0: not timed out).
     pub(crate) too_new: AtomicU64,
@@ -127,7 +130,7 @@ impl<T> WatcherShared<T> {
         pushed: bool,
         buffer_len: usize,
         bookmarks: bool,
-        awaits: u64,
+        (awaits, awaits_until): (u64, std::time::Duration),
     ) -> Self {
         Self {
             filter,
@@ -140,6 +143,7 @@ impl<T> WatcherShared<T> {
             bookmark_at: AtomicU64::new(0),
             bookmarks,
             awaits,
+            awaits_until,
             too_new: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
         }
