@@ -109,13 +109,13 @@ impl<T: Send + Sync + 'static> Watch<T> {
                 (snapshot.revision, Some(Initial { snapshot, last_key: None }), 0)
             }
         };
-        let awaits_until = cacher.clock.now() + cacher.config.future_wait;
+        let started_at = cacher.clock.now();
         let watcher = Arc::new(WatcherShared::new(
             filter,
             indexed,
             buffer_len,
             options.bookmarks,
-            (awaits, awaits_until),
+            (awaits, started_at),
         ));
         if indexed || options.bookmarks || awaits > 0 {
             cacher.send(Control::Start(watcher.clone()));
@@ -315,13 +315,13 @@ impl<T> Watch<T> {
     /// Caught up in live dispatch: a due bookmark, the end after shutdown, or wait for a
     /// push.
     fn idle_live(&mut self) -> Step<T> {
-        let due = self.watcher.bookmark_at.load(Ordering::Acquire);
+        let due = self.watcher.due_bookmark();
         let closed = self.cacher.window.is_closed();
         // Pushes made before the bookmark or the close are visible now: look once more.
         if let Some(event) = self.pop() {
             return Step::Yield(event);
         }
-        if due != 0 && self.take_bookmark(due) {
+        if let Some(due) = due.filter(|due| self.watcher.take_bookmark(*due)) {
             self.position = self.position.max(due);
             return Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false });
         }
@@ -336,19 +336,13 @@ impl<T> Watch<T> {
     /// window to grow.
     fn idle_on_window(&mut self) -> Step<T> {
         let window = &self.cacher.window;
-        let due = self.watcher.bookmark_at.load(Ordering::Acquire);
-        if due != 0 && self.take_bookmark(due) {
+        if self.watcher.due_bookmark().is_some_and(|due| self.watcher.take_bookmark(due)) {
             return Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false });
         }
         if window.is_closed() && self.position >= window.head() {
             return Step::End(WatchError::Closed);
         }
         Step::Idle { on_window: true }
-    }
-
-    fn take_bookmark(&self, due: u64) -> bool {
-        let bookmark_at = &self.watcher.bookmark_at;
-        bookmark_at.compare_exchange(due, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Reads the window after `position` up to `limit`, skipping events that do not

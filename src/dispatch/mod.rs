@@ -89,7 +89,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.shared.clock.wake_on_advance(thread::current());
         loop {
             let now = self.shared.clock.now();
-            self.handle_control(now);
+            self.handle_control();
             let applied = self.drain_batch(now);
             if applied > 0 {
                 self.end_batch(now);
@@ -243,7 +243,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.awaiting.retain(|(_, watcher)| watcher.awaits > revision && !watcher.is_dropped());
     }
 
-    fn handle_control(&mut self, now: Duration) {
+    fn handle_control(&mut self) {
         for control in self.shared.take_control() {
             match control {
                 Control::Start(watcher) => {
@@ -255,10 +255,11 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                         self.index.insert(watcher.clone());
                     }
                     if watcher.bookmarks {
-                        self.bookmarks.schedule(watcher.clone(), now);
+                        self.bookmarks.schedule(watcher.clone(), watcher.started_at);
                     }
                     if watcher.awaits > self.revision {
-                        self.awaiting.push((watcher.awaits_until, watcher));
+                        let deadline = watcher.started_at + self.shared.config.future_wait;
+                        self.awaiting.push((deadline, watcher));
                     }
                 }
                 Control::Rejoin(watcher) => {

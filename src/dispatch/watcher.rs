@@ -106,16 +106,18 @@ pub(crate) struct WatcherShared<T> {
     pub(crate) consumer: Arc<Parker>,
     /// Wakes the dispatcher while it waits for room in `buffer` (Terminate policy).
     pub(crate) room: Parker,
-    /// A bookmark is due at this revision (0: none). Set by the dispatcher after it pushed
-    /// everything up to that revision; cleared by the consumer that emits it.
-    pub(crate) bookmark_at: AtomicU64,
+    /// A bookmark is due at this revision, plus one (0: none). Set by the dispatcher after
+    /// it pushed everything up to that revision (`Release`); cleared by the consumer that
+    /// emits it.
+    bookmark_due: AtomicU64,
     /// Whether the consumer asked for periodic bookmarks.
     pub(crate) bookmarks: bool,
-    /// A watch from a future revision: the revision it waits for (0: none), and the clock
-    /// time the wait ends (counted from the `watch` call, not from when the dispatcher
-    /// sees it).
+    /// A watch from a future revision: the revision it waits for (0: none).
     pub(crate) awaits: u64,
-    pub(crate) awaits_until: std::time::Duration,
+    /// The clock time of the `watch` call. Timers (the first bookmark, the end of the
+    /// wait for `awaits`) count from it, not from when the dispatcher first sees the
+    /// watcher.
+    pub(crate) started_at: std::time::Duration,
     /// Set by the dispatcher when the wait for `awaits` timed out: the cacher's revision
     /// then, plus one (0: not timed out).
     pub(crate) too_new: AtomicU64,
@@ -130,7 +132,7 @@ impl<T> WatcherShared<T> {
         pushed: bool,
         buffer_len: usize,
         bookmarks: bool,
-        (awaits, awaits_until): (u64, std::time::Duration),
+        (awaits, started_at): (u64, std::time::Duration),
     ) -> Self {
         Self {
             filter,
@@ -140,10 +142,10 @@ impl<T> WatcherShared<T> {
             joined_at: AtomicU64::new(0),
             consumer: Arc::new(Parker::new()),
             room: Parker::new(),
-            bookmark_at: AtomicU64::new(0),
+            bookmark_due: AtomicU64::new(0),
             bookmarks,
             awaits,
-            awaits_until,
+            started_at,
             too_new: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
         }
@@ -167,8 +169,19 @@ impl<T> WatcherShared<T> {
 
     /// The dispatcher marks a bookmark due at `revision`.
     pub(crate) fn offer_bookmark(&self, revision: u64) {
-        self.bookmark_at.store(revision, Ordering::Release);
+        self.bookmark_due.store(revision + 1, Ordering::Release);
         self.consumer.wake();
+    }
+
+    /// The revision of a due bookmark, if one is due. `Acquire`: pushes made before the
+    /// bookmark was offered are visible after this.
+    pub(crate) fn due_bookmark(&self) -> Option<u64> {
+        self.bookmark_due.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// Claims the bookmark due at `revision`; fails if a newer one replaced it meanwhile.
+    pub(crate) fn take_bookmark(&self, revision: u64) -> bool {
+        self.bookmark_due.compare_exchange(revision + 1, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// The dispatcher ends the wait for a future revision at `current`.
