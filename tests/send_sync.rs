@@ -1,0 +1,23 @@
+//! Compile-time checks of the handles' thread-safety and shape.
+use watchcache::{Cacher, Event, Producer, Watch, WatchError};
+
+fn send<T: Send>() {}
+fn sync<T: Sync>() {}
+fn unpin<T: Unpin>() {}
+fn clone<T: Clone>() {}
+fn stream<S: futures_core::Stream<Item = Result<Event<u32>, WatchError>>>() {}
+
+#[test]
+fn handles_are_thread_safe() {
+    send::<Cacher<u32>>();
+    sync::<Cacher<u32>>();
+    clone::<Cacher<u32>>();
+    send::<Producer<u32>>();
+    sync::<Producer<u32>>();
+    clone::<Producer<u32>>();
+    send::<Watch<u32>>();
+    unpin::<Watch<u32>>();
+    stream::<Watch<u32>>();
+    send::<WatchError>();
+    sync::<WatchError>();
+}
