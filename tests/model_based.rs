@@ -1,0 +1,238 @@
+//! Property tests: random sequences of put / delete / watch / drain / drop / stall run
+//! against the engine and against the reference model in `model/`; every watcher's
+//! stream must be exactly what the model says, up to an end that names a correct
+//! resume point. proptest prints the failing case and its seed, and keeps it in
+//! `proptest-regressions/` to replay.
+mod common;
+mod model;
+
+use common::{next, settle};
+use model::{FilterSpec, Model, Obj, Seen};
+use proptest::prelude::*;
+use std::time::Duration;
+use watchcache::{Cacher, Event, ListOptions, ManualClock, SlowWatcherPolicy, Start, Watch, WatchError, WatchOptions};
+
+const KEYS: [&str; 5] = ["a/0", "a/1", "a/2", "b/0", "b/1"];
+const NODES: [&str; 2] = ["n0", "n1"];
+
+#[derive(Debug, Clone)]
+enum StartSpec {
+    /// The model's current revision (the engine's `Now`, made exact).
+    Latest,
+    /// This many revisions back.
+    Back(u64),
+    Snapshot,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put { key: usize, node: usize, value: u32 },
+    Delete { key: usize },
+    Watch { filter: FilterSpec, start: StartSpec, buffer: usize },
+    /// Read up to `n` items without blocking; watches never drained are the stalled ones.
+    Drain { watch: usize, n: usize },
+    Drop { watch: usize },
+}
+
+fn filter_spec() -> impl Strategy<Value = FilterSpec> {
+    (prop::sample::select(vec!["", "a/", "b/"]), prop::option::of(0..NODES.len()), any::<bool>()).prop_map(
+        |(prefix, node, even_only)| FilterSpec { prefix, trigger: node.map(|node| NODES[node].to_string()), even_only },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let start = prop_oneof![Just(StartSpec::Latest), (0..6u64).prop_map(StartSpec::Back), Just(StartSpec::Snapshot)];
+    prop_oneof![
+        6 => (0..KEYS.len(), 0..NODES.len(), 0..100u32).prop_map(|(key, node, value)| Op::Put { key, node, value }),
+        2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
+        2 => (filter_spec(), start, 1..4usize).prop_map(|(filter, start, buffer)| Op::Watch { filter, start, buffer }),
+        3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Op::Drain { watch, n }),
+        1 => (0..8usize).prop_map(|watch| Op::Drop { watch }),
+    ]
+}
+
+/// One engine watch and what the model says about it.
+struct Tracked {
+    watch: Watch<Obj>,
+    filter: FilterSpec,
+    /// The revision it starts after; for a snapshot start, learned from its marker.
+    start: Option<u64>,
+    snapshot: bool,
+    seen: Vec<Seen>,
+    initial: Vec<(String, u32)>,
+    end: Option<WatchError>,
+}
+
+impl Tracked {
+    fn record(&mut self, item: Result<Event<Obj>, WatchError>) {
+        match item {
+            Ok(Event::Bookmark { revision, initial_events_end: true }) => {
+                assert!(self.snapshot && self.start.is_none(), "one marker, only for a snapshot start");
+                self.start = Some(revision);
+            }
+            Ok(Event::Bookmark { .. }) => panic!("bookmarks were not asked for"),
+            Ok(event) if self.snapshot && self.start.is_none() => {
+                assert!(matches!(event, Event::Added { .. }), "initial events are additions");
+                self.initial.push((event.key().unwrap().to_string(), event.object().unwrap().value));
+            }
+            Ok(event) => {
+                let kind = match event {
+                    Event::Added { .. } => "added",
+                    Event::Modified { .. } => "modified",
+                    _ => "deleted",
+                };
+                let value = event.object().unwrap().value;
+                self.seen.push((kind, event.key().unwrap().to_string(), event.revision(), value));
+            }
+            Err(error) => self.end = Some(error),
+        }
+    }
+
+    /// Checks the stream against the model: a gap-free, duplicate-free prefix of what the
+    /// model expects, complete up to the end's resume point.
+    fn check(&self, model: &Model, finished: bool) {
+        let Some(start) = self.start else {
+            assert!(!finished || self.end.is_some(), "a snapshot watch that never ended its initial events");
+            return;
+        };
+        if self.snapshot {
+            assert_eq!(self.initial, model.state_at(start, &self.filter), "snapshot at {start}");
+        }
+        let expected = model.events_after(start, &self.filter);
+        assert!(expected.starts_with(&self.seen), "stream {:?}\nis not a prefix of {:?}", self.seen, expected);
+        let complete_up_to = match &self.end {
+            Some(WatchError::Closed) => model.revision(),
+            Some(WatchError::TooSlow { resume_from }) => *resume_from,
+            Some(WatchError::Expired { requested, oldest }) => {
+                assert!(oldest > requested, "expired only when the window moved past");
+                *requested
+            }
+            Some(other) => panic!("unexpected end {other:?}"),
+            None => {
+                assert!(!finished, "every watch ends after shutdown");
+                return;
+            }
+        };
+        let owed: Vec<_> = expected.iter().filter(|seen| seen.2 <= complete_up_to).cloned().collect();
+        assert_eq!(self.seen, owed, "complete up to {complete_up_to} ({:?})", self.end);
+    }
+}
+
+fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
+    let cacher: Cacher<Obj> = Cacher::builder()
+        .trigger(|object: &Obj| Some(object.node.as_str()))
+        .slow_watcher_policy(policy)
+        .window_capacity(window)
+        .future_wait(Duration::from_secs(600))
+        .clock(ManualClock::new())
+        .build();
+    let producer = cacher.producer();
+    let mut model = Model::default();
+    let mut watches: Vec<Tracked> = Vec::new();
+
+    for op in ops {
+        match op {
+            Op::Put { key, node, value } => {
+                let object = Obj { node: NODES[node].to_string(), value };
+                model.put(KEYS[key], object.clone());
+                producer.put(KEYS[key], object).unwrap();
+            }
+            Op::Delete { key } => {
+                model.delete(KEYS[key]);
+                producer.delete(KEYS[key]).unwrap();
+            }
+            Op::Watch { filter, start, buffer } => {
+                let (engine_start, start_revision) = match start {
+                    StartSpec::Latest => (Start::Revision(model.revision()), Some(model.revision())),
+                    StartSpec::Back(back) => {
+                        let revision = model.revision().saturating_sub(back);
+                        (Start::Revision(revision), Some(revision))
+                    }
+                    StartSpec::Snapshot => (Start::Snapshot, None),
+                };
+                let mut options = WatchOptions::new().prefix(filter.prefix).start(engine_start).buffer(buffer);
+                if let Some(node) = &filter.trigger {
+                    options = options.trigger(node.clone());
+                }
+                if filter.even_only {
+                    options = options.predicate(|object: &Obj| object.value % 2 == 0);
+                }
+                match cacher.watch(options) {
+                    Ok(watch) => watches.push(Tracked {
+                        watch,
+                        snapshot: start_revision.is_none(),
+                        start: start_revision,
+                        filter,
+                        seen: Vec::new(),
+                        initial: Vec::new(),
+                        end: None,
+                    }),
+                    Err(WatchError::Expired { requested, oldest }) => {
+                        assert_eq!(Some(requested), start_revision);
+                        assert!(oldest > requested && oldest <= model.revision());
+                    }
+                    Err(other) => panic!("unexpected watch error {other:?}"),
+                }
+            }
+            Op::Drain { watch, n } => {
+                if let Some(tracked) = watches.get_mut(watch) {
+                    for _ in 0..n {
+                        match tracked.watch.try_next() {
+                            Some(item) => tracked.record(item),
+                            None => break,
+                        }
+                    }
+                    tracked.check(&model, false);
+                }
+            }
+            Op::Drop { watch } => {
+                if watch < watches.len() {
+                    let dropped = watches.remove(watch);
+                    dropped.check(&model, false);
+                }
+            }
+        }
+    }
+
+    settle(&cacher, model.revision());
+    for filter in [
+        FilterSpec { prefix: "", trigger: None, even_only: false },
+        FilterSpec { prefix: "a/", trigger: Some("n1".into()), even_only: true },
+    ] {
+        let mut options = ListOptions::new().prefix(filter.prefix);
+        if let Some(node) = &filter.trigger {
+            options = options.trigger(node.clone());
+        }
+        if filter.even_only {
+            options = options.predicate(|object: &Obj| object.value % 2 == 0);
+        }
+        let (items, revision) = cacher.list(options).unwrap();
+        assert_eq!(revision, model.revision());
+        let items: Vec<_> = items.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
+        assert_eq!(items, model.state_at(revision, &filter));
+    }
+
+    cacher.shutdown();
+    for tracked in &mut watches {
+        while tracked.end.is_none() {
+            let item = next(&mut tracked.watch);
+            tracked.record(item);
+        }
+        assert_eq!(tracked.watch.try_next(), None, "nothing after the end");
+        tracked.check(&model, true);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 256 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
+        run(ops, SlowWatcherPolicy::Park, window);
+    }
+
+    #[test]
+    fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
+        run(ops, SlowWatcherPolicy::Terminate, window);
+    }
+}
