@@ -7,10 +7,12 @@ mod common;
 mod model;
 
 use common::{next, settle};
-use model::{FilterSpec, Model, Obj, Seen};
+use model::{FilterSpec, Model, Obj, Tracked};
 use proptest::prelude::*;
 use std::time::Duration;
-use watchcache::{Cacher, Event, ListOptions, ManualClock, SlowWatcherPolicy, Start, Watch, WatchError, WatchOptions};
+use watchcache::{
+    Cacher, ListOptions, ManualClock, SlowWatcherPolicy, Start, Watch, WatchError, WatchOptions,
+};
 
 const KEYS: [&str; 5] = ["a/0", "a/1", "a/2", "b/0", "b/1"];
 const NODES: [&str; 2] = ["n0", "n1"];
@@ -26,22 +28,42 @@ enum StartSpec {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { key: usize, node: usize, value: u32 },
-    Delete { key: usize },
-    Watch { filter: FilterSpec, start: StartSpec, buffer: usize },
+    Put {
+        key: usize,
+        node: usize,
+        value: u32,
+    },
+    Delete {
+        key: usize,
+    },
+    Watch {
+        filter: FilterSpec,
+        start: StartSpec,
+        buffer: usize,
+    },
     /// Read up to `n` items without blocking; watches never drained are the stalled ones.
-    Drain { watch: usize, n: usize },
-    Drop { watch: usize },
+    Drain {
+        watch: usize,
+        n: usize,
+    },
+    Drop {
+        watch: usize,
+    },
 }
 
 fn filter_spec() -> impl Strategy<Value = FilterSpec> {
     (prop::sample::select(vec!["", "a/", "b/"]), prop::option::of(0..NODES.len()), any::<bool>()).prop_map(
-        |(prefix, node, even_only)| FilterSpec { prefix, trigger: node.map(|node| NODES[node].to_string()), even_only },
+        |(prefix, node, even_only)| FilterSpec {
+            prefix,
+            trigger: node.map(|node| NODES[node].to_string()),
+            even_only,
+        },
     )
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let start = prop_oneof![Just(StartSpec::Latest), (0..6u64).prop_map(StartSpec::Back), Just(StartSpec::Snapshot)];
+    let start =
+        prop_oneof![Just(StartSpec::Latest), (0..6u64).prop_map(StartSpec::Back), Just(StartSpec::Snapshot)];
     prop_oneof![
         6 => (0..KEYS.len(), 0..NODES.len(), 0..100u32).prop_map(|(key, node, value)| Op::Put { key, node, value }),
         2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
@@ -49,73 +71,6 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Op::Drain { watch, n }),
         1 => (0..8usize).prop_map(|watch| Op::Drop { watch }),
     ]
-}
-
-/// One engine watch and what the model says about it.
-struct Tracked {
-    watch: Watch<Obj>,
-    filter: FilterSpec,
-    /// The revision it starts after; for a snapshot start, learned from its marker.
-    start: Option<u64>,
-    snapshot: bool,
-    seen: Vec<Seen>,
-    initial: Vec<(String, u32)>,
-    end: Option<WatchError>,
-}
-
-impl Tracked {
-    fn record(&mut self, item: Result<Event<Obj>, WatchError>) {
-        match item {
-            Ok(Event::Bookmark { revision, initial_events_end: true }) => {
-                assert!(self.snapshot && self.start.is_none(), "one marker, only for a snapshot start");
-                self.start = Some(revision);
-            }
-            Ok(Event::Bookmark { .. }) => panic!("bookmarks were not asked for"),
-            Ok(event) if self.snapshot && self.start.is_none() => {
-                assert!(matches!(event, Event::Added { .. }), "initial events are additions");
-                self.initial.push((event.key().unwrap().to_string(), event.object().unwrap().value));
-            }
-            Ok(event) => {
-                let kind = match event {
-                    Event::Added { .. } => "added",
-                    Event::Modified { .. } => "modified",
-                    _ => "deleted",
-                };
-                let value = event.object().unwrap().value;
-                self.seen.push((kind, event.key().unwrap().to_string(), event.revision(), value));
-            }
-            Err(error) => self.end = Some(error),
-        }
-    }
-
-    /// Checks the stream against the model: a gap-free, duplicate-free prefix of what the
-    /// model expects, complete up to the end's resume point.
-    fn check(&self, model: &Model, finished: bool) {
-        let Some(start) = self.start else {
-            assert!(!finished || self.end.is_some(), "a snapshot watch that never ended its initial events");
-            return;
-        };
-        if self.snapshot {
-            assert_eq!(self.initial, model.state_at(start, &self.filter), "snapshot at {start}");
-        }
-        let expected = model.events_after(start, &self.filter);
-        assert!(expected.starts_with(&self.seen), "stream {:?}\nis not a prefix of {:?}", self.seen, expected);
-        let complete_up_to = match &self.end {
-            Some(WatchError::Closed) => model.revision(),
-            Some(WatchError::TooSlow { resume_from }) => *resume_from,
-            Some(WatchError::Expired { requested, oldest }) => {
-                assert!(oldest > requested, "expired only when the window moved past");
-                *requested
-            }
-            Some(other) => panic!("unexpected end {other:?}"),
-            None => {
-                assert!(!finished, "every watch ends after shutdown");
-                return;
-            }
-        };
-        let owed: Vec<_> = expected.iter().filter(|seen| seen.2 <= complete_up_to).cloned().collect();
-        assert_eq!(self.seen, owed, "complete up to {complete_up_to} ({:?})", self.end);
-    }
 }
 
 fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
@@ -150,7 +105,8 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                     }
                     StartSpec::Snapshot => (Start::Snapshot, None),
                 };
-                let mut options = WatchOptions::new().prefix(filter.prefix).start(engine_start).buffer(buffer);
+                let mut options =
+                    WatchOptions::new().prefix(filter.prefix).start(engine_start).buffer(buffer);
                 if let Some(node) = &filter.trigger {
                     options = options.trigger(node.clone());
                 }
@@ -158,15 +114,7 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                     options = options.predicate(|object: &Obj| object.value % 2 == 0);
                 }
                 match cacher.watch(options) {
-                    Ok(watch) => watches.push(Tracked {
-                        watch,
-                        snapshot: start_revision.is_none(),
-                        start: start_revision,
-                        filter,
-                        seen: Vec::new(),
-                        initial: Vec::new(),
-                        end: None,
-                    }),
+                    Ok(watch) => watches.push(Tracked::new(watch, filter, start_revision)),
                     Err(WatchError::Expired { requested, oldest }) => {
                         assert_eq!(Some(requested), start_revision);
                         assert!(oldest > requested && oldest <= model.revision());

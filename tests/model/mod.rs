@@ -6,6 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
+use watchcache::{Event, Watch, WatchError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Obj {
@@ -22,7 +23,8 @@ pub struct FilterSpec {
 
 impl FilterSpec {
     fn matches_object(&self, object: &Obj) -> bool {
-        self.trigger.as_ref().is_none_or(|node| *node == object.node) && (!self.even_only || object.value % 2 == 0)
+        self.trigger.as_ref().is_none_or(|node| *node == object.node)
+            && (!self.even_only || object.value % 2 == 0)
     }
 
     pub fn matches(&self, key: &str, object: &Obj) -> bool {
@@ -40,6 +42,7 @@ struct Change {
     prev: Option<Obj>,
 }
 
+/// A log of changes, rebuilt from any source of them.
 #[derive(Default)]
 pub struct Model {
     log: Vec<Change>,
@@ -97,5 +100,109 @@ impl Model {
                 Some((kind, change.key.clone(), change.revision, object.value))
             })
             .collect()
+    }
+}
+
+/// One engine watch and what the model says about it.
+pub struct Tracked {
+    pub watch: Watch<Obj>,
+    pub filter: FilterSpec,
+    /// The revision it starts after; for a snapshot start, learned from its marker.
+    start: Option<u64>,
+    snapshot: bool,
+    pub seen: Vec<Seen>,
+    initial: Vec<(String, u32)>,
+    pub end: Option<WatchError>,
+}
+
+impl Tracked {
+    /// Tracks `watch`, which starts after `start` (`None`: a snapshot start).
+    pub fn new(watch: Watch<Obj>, filter: FilterSpec, start: Option<u64>) -> Self {
+        Self {
+            watch,
+            filter,
+            snapshot: start.is_none(),
+            start,
+            seen: Vec::new(),
+            initial: Vec::new(),
+            end: None,
+        }
+    }
+
+    pub fn record(&mut self, item: Result<Event<Obj>, WatchError>) {
+        match item {
+            Ok(Event::Bookmark { revision, initial_events_end: true }) => {
+                assert!(self.snapshot && self.start.is_none(), "one marker, only for a snapshot start");
+                self.start = Some(revision);
+            }
+            Ok(Event::Bookmark { .. }) => panic!("bookmarks were not asked for"),
+            Ok(event) if self.snapshot && self.start.is_none() => {
+                assert!(matches!(event, Event::Added { .. }), "initial events are additions");
+                self.initial.push((event.key().unwrap().to_string(), event.object().unwrap().value));
+            }
+            Ok(event) => {
+                let kind = match event {
+                    Event::Added { .. } => "added",
+                    Event::Modified { .. } => "modified",
+                    _ => "deleted",
+                };
+                let value = event.object().unwrap().value;
+                self.seen.push((kind, event.key().unwrap().to_string(), event.revision(), value));
+            }
+            Err(error) => self.end = Some(error),
+        }
+    }
+
+    /// Checks the stream against the model: a gap-free, duplicate-free prefix of what the
+    /// model expects, complete up to the end's resume point.
+    pub fn check(&self, model: &Model, finished: bool) {
+        let Some(start) = self.start else {
+            assert!(!finished || self.end.is_some(), "a snapshot watch that never ended its initial events");
+            return;
+        };
+        if self.snapshot {
+            assert_eq!(self.initial, model.state_at(start, &self.filter), "snapshot at {start}");
+        }
+        let expected = model.events_after(start, &self.filter);
+        assert!(
+            expected.starts_with(&self.seen),
+            "stream {:?}\nis not a prefix of {:?}",
+            self.seen,
+            expected
+        );
+        let complete_up_to = match &self.end {
+            Some(WatchError::Closed) => model.revision(),
+            Some(WatchError::TooSlow { resume_from }) => *resume_from,
+            Some(WatchError::Expired { requested, oldest }) => {
+                assert!(oldest > requested, "expired only when the window moved past");
+                *requested
+            }
+            Some(other) => panic!("unexpected end {other:?}"),
+            None => {
+                assert!(!finished, "every watch ends after shutdown");
+                return;
+            }
+        };
+        let owed: Vec<_> = expected.iter().filter(|seen| seen.2 <= complete_up_to).cloned().collect();
+        assert_eq!(self.seen, owed, "complete up to {complete_up_to} ({:?})", self.end);
+    }
+}
+
+impl Model {
+    /// Rebuilds the log from a complete, gap-free event stream (as an unfiltered watch
+    /// from revision 0 yields it).
+    pub fn from_events(events: &[Event<Obj>]) -> Self {
+        let mut model = Self::default();
+        for event in events {
+            assert_eq!(event.revision(), model.revision() + 1, "a complete log has no gap");
+            match event {
+                Event::Deleted { key, .. } => model.delete(key),
+                Event::Added { key, object, .. } | Event::Modified { key, object, .. } => {
+                    model.put(key, (**object).clone())
+                }
+                Event::Bookmark { .. } => unreachable!("no bookmarks in a log"),
+            }
+        }
+        model
     }
 }
