@@ -75,7 +75,8 @@ pub(crate) struct Shared<T> {
     pub(crate) store: Arc<Store<T>>,
     pub(crate) trigger: Option<TriggerFn<T>>,
     pub(crate) config: Config,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// `std`'s `Arc` even under loom: loom's cannot hold a trait object.
+    pub(crate) clock: std::sync::Arc<dyn Clock>,
     pub(crate) ready: ReadyState,
     pub(crate) counters: Counters,
 }
@@ -109,7 +110,7 @@ impl<T> Shared<T> {
     /// Publishes one change, spinning briefly and then parking while the ring is full.
     fn publish(&self, mut change: Change<T>) -> Result<(), Change<T>> {
         let mut spins = 0;
-        let mut parker: Option<(std::sync::Arc<Parker>, std::task::Waker)> = None;
+        let mut parker: Option<(Arc<Parker>, std::task::Waker)> = None;
         loop {
             match self.try_publish(change) {
                 Ok(()) => return Ok(()),
@@ -123,9 +124,8 @@ impl<T> Shared<T> {
                 }
                 continue;
             }
-            let (parker, waker) =
-                parker.get_or_insert_with(|| (std::sync::Arc::new(Parker::new()), thread_waker()));
-            self.producers.arm(parker, waker);
+            let (parker, waker) = parker.get_or_insert_with(|| (Arc::new(Parker::new()), thread_waker()));
+            self.producers.arm(&*parker, &*waker);
             if self.incoming.len() >= self.incoming.capacity() && !self.incoming.is_closed() {
                 thread::park();
             }
@@ -146,7 +146,7 @@ pub struct CacherBuilder<T> {
     incoming_capacity: usize,
     window: Capacity,
     config: Config,
-    clock: Arc<dyn Clock>,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 impl<T: Send + Sync + 'static> CacherBuilder<T> {
@@ -163,7 +163,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
                 budget_refill_per_second: Duration::from_millis(50),
                 budget_max: Duration::from_millis(100),
             },
-            clock: Arc::new(SystemClock::new()),
+            clock: std::sync::Arc::new(SystemClock::new()),
         }
     }
 
@@ -226,7 +226,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// The clock for bookmarks, the budget's refill and future waits (default
     /// [`SystemClock`]); tests pass a [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = std::sync::Arc::new(clock);
         self
     }
 
@@ -448,7 +448,7 @@ impl<T: Send + Sync + 'static> Cacher<T> {
     fn wait_for(&self, revision: u64) -> Result<Arc<Snapshot<T>>, ListError> {
         let shared = &self.handle.shared;
         let deadline = shared.clock.now() + shared.config.future_wait;
-        let parker = std::sync::Arc::new(Parker::new());
+        let parker = Arc::new(Parker::new());
         let waker = thread_waker();
         shared.clock.wake_on_advance(thread::current());
         loop {
