@@ -92,3 +92,8 @@ pub use watch::{IntoIter, Iter, Watch};
 
 #[cfg(all(test, loom))]
 mod loom_models;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,22 +1,4 @@
-//! The consuming end of a watch.
-//!
-//! A [`Watch`] yields every event matching its filter in revision order, exactly once,
-//! then ends with one `Err` item that says why and where to resume, then `None`.
-//!
-//! - **Lagging.** An unindexed watch reads the window at its own pace; under
-//!   `Terminate` it may fall at most its buffer size behind once it has caught up, under
-//!   `Park` as far as the window reaches. An indexed watch gets pushed events into its
-//!   buffer; when the buffer is full the dispatcher parks it (it catches up from the
-//!   window and rejoins, unseen by the consumer) or, under `Terminate`, waits out of its
-//!   budget and terminates it. Either way the stream has no gap: a watch that can no
-//!   longer continue ends with `Expired` (fell out of the window) or `TooSlow`.
-//! - **Closing.** After shutdown a watch yields everything the cacher applied that
-//!   matches, then `Err(Closed)`. Dropping a watch is a deferred stop: the dispatcher
-//!   stops offering to it and removes it between events.
-//!
-//! Consume it as a `futures_core::Stream` in async code, or by iterating (`for item in
-//! &mut watch`) in threads; [`Watch::try_next`] never blocks and
-//! [`Watch::next_timeout`] waits at most a given time.
+//! The consuming end of a watch; its semantics are documented on [`Watch`].
 
 use crate::cacher::{Control, Shared};
 use crate::dispatch::watcher::{Phase, WatcherShared};
@@ -58,7 +40,25 @@ enum Step<T> {
     },
 }
 
-/// A stream of events for one watcher. See the [module docs](self).
+/// A stream of events for one watcher.
+///
+/// A [`Watch`] yields every event matching its filter in revision order, exactly once,
+/// then ends with one `Err` item that says why and where to resume, then `None`.
+///
+/// - **Lagging.** An unindexed watch reads the window at its own pace; under
+///   `Terminate` it may fall at most its buffer size behind once it has caught up, under
+///   `Park` as far as the window reaches. An indexed watch gets pushed events into its
+///   buffer; when the buffer is full the dispatcher parks it (it catches up from the
+///   window and rejoins, unseen by the consumer) or, under `Terminate`, waits out of its
+///   budget and terminates it. Either way the stream has no gap: a watch that can no
+///   longer continue ends with `Expired` (fell out of the window) or `TooSlow`.
+/// - **Closing.** After shutdown a watch yields everything the cacher applied that
+///   matches, then `Err(Closed)`. Dropping a watch is a deferred stop: the dispatcher
+///   stops offering to it and removes it between events.
+///
+/// Consume it as a `futures_core::Stream` in async code, or by iterating (`for item in
+/// &mut watch`) in threads; [`Watch::try_next`] never blocks and
+/// [`Watch::next_timeout`] waits at most a given time.
 pub struct Watch<T> {
     watcher: Arc<WatcherShared<T>>,
     cacher: Arc<Shared<T>>,

@@ -10,9 +10,7 @@ use common::{next, settle};
 use model::{FilterSpec, Model, Obj, Tracked};
 use proptest::prelude::*;
 use std::time::Duration;
-use watchcache::{
-    Cacher, ListOptions, ManualClock, SlowWatcherPolicy, Start, Watch, WatchError, WatchOptions,
-};
+use watchcache::{Cacher, ListOptions, ManualClock, SlowWatcherPolicy, Start, WatchError, WatchOptions};
 
 const KEYS: [&str; 5] = ["a/0", "a/1", "a/2", "b/0", "b/1"];
 const NODES: [&str; 2] = ["n0", "n1"];

@@ -77,7 +77,7 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
             let producer = cacher.producer();
             let start = start.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(seed ^ (id as u64 + 1) * 0x9E37_79B9);
+                let mut rng = Rng(seed ^ ((id as u64 + 1) * 0x9E37_79B9));
                 start.wait();
                 for _ in 0..per_producer {
                     let key = format!("{}/{}", ["a", "b"][rng.below(2) as usize], rng.below(50));
@@ -105,12 +105,11 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                 let mut round = 0u64;
                 while cacher.readiness() != Readiness::Stopped {
                     round += 1;
-                    for index in 0..live.len() {
+                    for (index, tracked) in live.iter_mut().enumerate() {
                         // A quarter of the watchers stall for long stretches.
                         if index % 4 == 0 && (round / 64) % 2 == 0 {
                             continue;
                         }
-                        let tracked = &mut live[index];
                         for _ in 0..rng.below(32) {
                             match tracked.watch.try_next() {
                                 Some(item) => tracked.record(item),
@@ -126,8 +125,7 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                         };
                         if let Some(after) = restart {
                             let filter = random_filter(&mut rng);
-                            let old =
-                                std::mem::replace(&mut live[index], open(&cacher, filter, after, &mut rng));
+                            let old = std::mem::replace(tracked, open(&cacher, filter, after, &mut rng));
                             finished.push(old);
                         }
                     }
