@@ -11,6 +11,9 @@ use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 20_000;
 
+/// One timed run of a peer.
+type Run = fn(usize) -> Duration;
+
 fn watchcache_fan_out(watchers: usize) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().build();
     let producer = cacher.producer();
@@ -85,7 +88,7 @@ fn tokio_broadcast(watchers: usize) -> Duration {
 fn broadcast(c: &mut Criterion) {
     let mut group = c.benchmark_group("broadcast");
     group.sample_size(10).measurement_time(Duration::from_secs(4));
-    let peers: [(&str, fn(usize) -> Duration); 3] = [
+    let peers: [(&str, Run); 3] = [
         ("watchcache", watchcache_fan_out),
         ("tokio_broadcast", tokio_broadcast),
         ("crossbeam_channel_vec", crossbeam_senders),

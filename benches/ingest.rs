@@ -14,6 +14,9 @@ const BATCH: u64 = 100_000;
 
 /// Producer/consumer pair timing: `consume` runs on its own thread and returns when it
 /// has seen `events`; the clock runs from before the first send to the last receipt.
+/// One timed run of a peer.
+type Run = fn(u64) -> Duration;
+
 fn timed(events: u64, produce: impl FnOnce(u64) + Send, consume: impl FnOnce(u64) + Send) -> Duration {
     std::thread::scope(|scope| {
         let consumer = scope.spawn(move || consume(events));
@@ -106,7 +109,7 @@ fn tokio_broadcast(events: u64) -> Duration {
 fn ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(BATCH)).sample_size(10).measurement_time(Duration::from_secs(4));
-    let peers: [(&str, fn(u64) -> Duration); 4] = [
+    let peers: [(&str, Run); 4] = [
         ("watchcache", watchcache_one_watch),
         ("crossbeam_array_queue", array_queue),
         ("crossbeam_channel", crossbeam_channel),
