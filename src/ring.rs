@@ -158,10 +158,13 @@ impl<T> Ring<T> {
 
     /// Positions claimed but not yet popped: values ready, plus values a producer is
     /// still writing. After `close`, the consumer drains until this reaches zero.
+    ///
+    /// Capped at the capacity: the consumer frees a slot before it advances `head`, so
+    /// for a moment a producer may claim a position a full lap ahead of `head`.
     pub(crate) fn len(&self) -> usize {
         let tail = self.tail.load(Ordering::Acquire) & !CLOSED;
         let head = self.head.load(Ordering::Acquire);
-        tail.saturating_sub(head)
+        tail.saturating_sub(head).min(self.slots.len())
     }
 }
 

@@ -307,3 +307,58 @@ impl<T> WindowWriter<T> {
         self.capacity
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn record(revision: u64, applied_at: Duration) -> Shared<u64> {
+        std::sync::Arc::new(Record {
+            revision,
+            key: std::sync::Arc::from("k"),
+            object: Some(std::sync::Arc::new(revision)),
+            prev: None,
+            applied_at,
+        })
+    }
+
+    #[test]
+    fn reads_evicts_and_frees_whole_chunks() {
+        let events = CHUNK_LEN as u64 * 3;
+        let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 1);
+        let window = writer.reader();
+        let mut cursor = Cursor::new();
+        let pinned = record(1, Duration::ZERO);
+        writer.append(pinned.clone());
+        assert!(matches!(window.read(1, &mut cursor), Read::Record(r) if r.revision == 1));
+        assert!(matches!(window.read(2, &mut cursor), Read::Pending));
+        for revision in 2..=events {
+            writer.append(record(revision, Duration::ZERO));
+        }
+        assert_eq!((window.first(), window.head()), (events - CHUNK_LEN as u64 + 1, events));
+        let mut fresh = Cursor::new();
+        assert!(matches!(window.read(1, &mut fresh), Read::Evicted { first } if first == window.first()));
+        assert!(matches!(window.read(window.first(), &mut fresh), Read::Record(_)));
+        // The old cursor still holds the first chunk: reading it is never wrong.
+        assert!(matches!(window.read(1, &mut cursor), Read::Record(_)));
+        assert_eq!(std::sync::Arc::strong_count(&pinned), 2);
+        drop(cursor);
+        assert_eq!(std::sync::Arc::strong_count(&pinned), 1, "evicted chunk freed with its last reader");
+    }
+
+    #[test]
+    fn growing_capacity_keeps_young_history() {
+        let policy = Capacity::Growing { min: 2, max: 8, keep: Duration::from_secs(75) };
+        let mut writer = WindowWriter::new(policy, 1);
+        for revision in 1..=5 {
+            writer.append(record(revision, Duration::from_secs(revision)));
+        }
+        assert_eq!((writer.capacity(), writer.len()), (8, 5), "grew instead of evicting young events");
+        for revision in 6..=20 {
+            writer.append(record(revision, Duration::from_secs(revision)));
+        }
+        assert_eq!((writer.capacity(), writer.len()), (8, 8), "capped at max");
+        writer.append(record(21, Duration::from_secs(1000)));
+        assert_eq!(writer.len(), 8, "old events are evicted once past the cap");
+    }
+}
