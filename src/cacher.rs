@@ -311,6 +311,11 @@ impl<T> Drop for Handle<T> {
 
 /// A watch cache: ordered ingest, the current state, a replay window and fan-out to
 /// watchers. A cheap, cloneable handle; see the [crate docs](crate) for the semantics.
+///
+/// The trigger function and indexed watches' predicates run on the dispatcher thread.
+/// If one panics, the cacher stops as if shut down: the change being applied is in the
+/// window, changes still queued are not applied, every watch ends with `Closed`, and
+/// producers get `Closed`.
 pub struct Cacher<T> {
     handle: std::sync::Arc<Handle<T>>,
 }

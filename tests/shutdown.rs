@@ -95,3 +95,24 @@ fn terminate_policy_watch_also_closes_cleanly() {
     let (events, end) = drain(&mut watch);
     assert_eq!((events.len(), end), (1, WatchError::Closed));
 }
+
+#[test]
+fn a_panicking_predicate_ends_watches_instead_of_hanging_them() {
+    let cacher = indexed().build();
+    let mut watch = cacher
+        .watch(WatchOptions::new().trigger("n").predicate(|pod: &Pod| {
+            assert!(pod.value != 13, "user code panics on the dispatcher thread");
+            true
+        }))
+        .unwrap();
+    let mut unindexed = cacher.watch(WatchOptions::new()).unwrap();
+    wait_until("the watch joined live dispatch", || cacher.stats().watchers_indexed == 1);
+    let producer = cacher.producer();
+    producer.put("ok", pod("n", 1)).unwrap();
+    producer.put("boom", pod("n", 13)).unwrap();
+    assert_eq!(summary(&next(&mut watch).unwrap()), ("added", "ok".into(), 1));
+    assert_eq!(next(&mut watch), Err(WatchError::Closed));
+    let (events, end) = drain(&mut unindexed);
+    assert_eq!((events.len(), end), (2, WatchError::Closed), "the change that panicked was applied");
+    wait_until("producers see the end", || producer.put("late", pod("n", 2)).is_err());
+}

@@ -31,8 +31,10 @@ fn park_catches_up_from_the_window_and_rejoins() {
     // The consumer drains its buffer, then the window, then rejoins: no gap, no repeat.
     assert_eq!(values(&take(&mut slow, 20)), (1..=20).collect::<Vec<_>>());
     assert_eq!(slow.try_next(), None, "caught up: it asks to rejoin");
-    wait_until("the watcher rejoined", || cacher.stats().watchers_parked == 0);
-    assert_eq!(cacher.stats().watchers_indexed, 2);
+    wait_until("the watcher rejoined", || {
+        let stats = cacher.stats();
+        (stats.watchers_parked, stats.watchers_indexed) == (0, 2)
+    });
     publish(&cacher, "n", 21..=22);
     assert_eq!(values(&take(&mut slow, 2)), [21, 22], "live again after rejoining");
     assert_eq!(cacher.stats().terminations, 0);

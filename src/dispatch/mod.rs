@@ -313,9 +313,19 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         }
     }
 
-    /// Shut down: every accepted change is applied; end every watch after what it has.
+    /// Shut down: every accepted change is applied; publish the final state. Ending the
+    /// watches is `Drop`'s job, so that it also happens if user code (a trigger function
+    /// or predicate) panics on the dispatcher thread.
     fn finish(mut self) {
         self.store.publish();
+    }
+}
+
+impl<T> Drop for Dispatcher<T> {
+    /// Ends everything that waits on the dispatcher: producers get `Closed`, every watch
+    /// ends with `Closed` after what it has, lists stop waiting.
+    fn drop(&mut self) {
+        self.shared.incoming.close();
         self.window.close();
         for watcher in self.index.all() {
             watcher.consumer.wake();
@@ -326,7 +336,6 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.shared.ready.advance(Readiness::Stopped);
         self.shared.producers.notify_all();
         self.shared.store.waiters.notify_all();
-        self.index = Index::new();
     }
 }
 
