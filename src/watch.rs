@@ -389,6 +389,8 @@ impl<T> Watch<T> {
             return;
         }
         if self.watcher.buffer.is_some() {
+            // The dispatcher may be waiting for room in this watcher's buffer.
+            self.watcher.room.wake();
             self.cacher.send(Control::Stop(self.watcher.clone()));
         } else {
             self.cacher.counters.watchers_unindexed.fetch_sub(1, Ordering::Relaxed);

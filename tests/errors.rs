@@ -1,24 +1,45 @@
 //! Bad input and overload get typed errors with lowercase messages, never a panic or a
 //! lost value.
 mod common;
-use watchcache::{Cacher, ListError, ListOptions, PublishError, WatchError, WatchOptions};
+use common::{settle, wait_until};
+use std::time::Duration;
+use watchcache::{
+    Cacher, ListError, ListOptions, ManualClock, PublishError, SlowWatcherPolicy, WatchError, WatchOptions,
+};
 
 #[test]
 fn try_put_on_a_full_ring_returns_the_value() {
-    let cacher: Cacher<String> = Cacher::builder().incoming_capacity(2).build();
+    // Hold the dispatcher: under Terminate with a long budget it waits for a stalled
+    // watcher with a one-event buffer, so the two-slot ring fills deterministically.
+    let clock = ManualClock::new();
+    let cacher: Cacher<String> = Cacher::builder()
+        .trigger(|_: &String| Some("all"))
+        .slow_watcher_policy(SlowWatcherPolicy::Terminate)
+        .dispatch_budget(Duration::from_secs(600), Duration::from_secs(600))
+        .incoming_capacity(2)
+        .clock(clock.clone())
+        .build();
+    clock.advance(Duration::from_secs(1));
+    let stalled = cacher.watch(WatchOptions::new().trigger("all").buffer(1)).unwrap();
+    wait_until("the watch joined live dispatch", || cacher.stats().watchers_indexed == 1);
     let producer = cacher.producer();
-    // Fill faster than the dispatcher drains: at some point the ring is full.
-    let mut full = None;
-    for attempt in 0..1_000_000 {
-        if let Err(error) = producer.try_put("k", format!("value-{attempt}")) {
-            full = Some((attempt, error));
-            break;
-        }
-    }
-    let (attempt, error) = full.expect("a two-slot ring fills up");
+    producer.put("k", "first".into()).unwrap();
+    producer.put("k", "second".into()).unwrap();
+    wait_until("the dispatcher waits for the stalled watch", || cacher.stats().watchers_blocked == 1);
+    producer.put("k", "third".into()).unwrap();
+    producer.put("k", "fourth".into()).unwrap();
+
+    let error = producer.try_put("k", "fifth".into()).unwrap_err();
     assert_eq!(error.to_string(), "incoming ring is full; retry, or use put to wait");
-    assert_eq!(error.into_inner(), format!("value-{attempt}"), "the rejected value comes back");
-    assert!(cacher.stats().incoming_high_water <= 2);
+    assert_eq!(error, PublishError::Full("fifth".to_string()), "the rejected value comes back");
+    assert_eq!(producer.try_delete("k"), Err(PublishError::Full(())));
+    assert_eq!(cacher.stats().incoming_high_water, 2);
+
+    // Dropping the stalled watch releases the dispatcher at once; nothing was lost.
+    drop(stalled);
+    settle(&cacher, 4);
+    assert_eq!(cacher.get("k").unwrap(), (Some(std::sync::Arc::new("fourth".to_string())), 4));
+    assert_eq!(cacher.stats().terminations, 0);
 }
 
 #[test]

@@ -14,6 +14,7 @@ fn indexed_watches_get_only_their_trigger_value() {
         .map(|node| cacher.watch(WatchOptions::new().trigger(*node).start(Start::Revision(0))).unwrap())
         .collect();
     let mut everything = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
+    wait_until("all joined live dispatch", || cacher.stats().watchers_indexed == 4);
     for value in 0..40u32 {
         producer.put(&format!("pod-{value}"), pod(nodes[value as usize % 4], value)).unwrap();
     }
@@ -34,9 +35,9 @@ fn dropped_indexed_watch_leaves_the_index() {
     let producer = cacher.producer();
     let mut keep = cacher.watch(WatchOptions::new().trigger("n")).unwrap();
     let gone = cacher.watch(WatchOptions::new().trigger("n")).unwrap();
+    wait_until("both joined live dispatch", || cacher.stats().watchers_indexed == 2);
     producer.put("a", pod("n", 1)).unwrap();
     next(&mut keep).unwrap();
-    assert_eq!(cacher.stats().watchers_indexed, 2);
     drop(gone);
     // `b` may be fanned out in the dispatcher pass that sees the drop; `c` is published
     // after `b` was delivered, so it is applied in a later pass, after the removal.

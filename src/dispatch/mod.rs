@@ -163,10 +163,11 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 Ok(()) => self.touched.push(watcher.clone()),
                 Err(PushError::Full(event)) => match policy {
                     SlowWatcherPolicy::Park => {
-                        watcher.phase.store(Phase::Parked(record.revision - 1));
-                        watcher.consumer.wake();
+                        // Counters first: the phase store publishes them to the consumer.
                         Counters::add(&self.shared.counters.parks);
                         self.shared.counters.watchers_parked.fetch_add(1, Ordering::Relaxed);
+                        watcher.phase.store(Phase::Parked(record.revision - 1));
+                        watcher.consumer.wake();
                         self.leaving.push(watcher.clone());
                     }
                     SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), event)),
@@ -194,9 +195,9 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if self.push_within(&watcher, event, started + budget) {
                 self.touched.push(watcher);
             } else {
+                Counters::add(&counters.terminations);
                 watcher.phase.store(Phase::Terminated(revision - 1));
                 watcher.consumer.wake();
-                Counters::add(&counters.terminations);
                 self.leaving.push(watcher);
             }
             budget = budget.saturating_sub(started.elapsed());
@@ -204,7 +205,8 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.budget.return_unused(budget);
     }
 
-    /// Pushes `event` to `watcher`, waiting for room until `deadline`.
+    /// Pushes `event` to `watcher`, waiting for room until `deadline`. Returns false if
+    /// the deadline passed first; a watcher dropped meanwhile needs nothing more (true).
     fn push_within(&self, watcher: &WatcherShared<T>, mut event: Event<T>, deadline: Instant) -> bool {
         let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
         watcher.consumer.wake();
@@ -218,6 +220,9 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 return false;
             }
             watcher.room.arm(&self.waker);
+            if watcher.is_dropped() {
+                return true;
+            }
             if buffer.len() < buffer.capacity() {
                 continue;
             }
