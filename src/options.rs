@@ -124,6 +124,30 @@ impl<T> fmt::Debug for FilterSpec<T> {
     }
 }
 
+/// The filter setters [`WatchOptions`] and [`ListOptions`] share; each states its own
+/// docs for the trigger and the predicate.
+macro_rules! filter_setters {
+    (trigger: $trigger_doc:literal, predicate: $predicate_doc:literal) => {
+        /// Only keys that start with `prefix`.
+        pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
+            self.filter.prefix = prefix.into();
+            self
+        }
+
+        #[doc = $trigger_doc]
+        pub fn trigger(mut self, value: impl Into<Arc<str>>) -> Self {
+            self.filter.trigger = Some(value.into());
+            self
+        }
+
+        #[doc = $predicate_doc]
+        pub fn predicate(mut self, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
+            self.filter.predicate = Some(Arc::new(predicate));
+            self
+        }
+    };
+}
+
 /// Options of one watch: its filter, where it starts, bookmarks and its buffer.
 ///
 /// ```
@@ -149,23 +173,10 @@ impl<T> WatchOptions<T> {
         Self { filter: FilterSpec::default(), start: Start::Now, bookmarks: false, buffer: None }
     }
 
-    /// Only keys that start with `prefix`.
-    pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
-        self.filter.prefix = prefix.into();
-        self
-    }
-
-    /// Only objects whose trigger value is `value`; the watch is indexed under it.
-    pub fn trigger(mut self, value: impl Into<Arc<str>>) -> Self {
-        self.filter.trigger = Some(value.into());
-        self
-    }
-
-    /// Only objects for which `predicate` holds. It runs on the watch's own thread for
-    /// replayed and unindexed events, on the dispatcher for indexed ones: keep it cheap.
-    pub fn predicate(mut self, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.filter.predicate = Some(Arc::new(predicate));
-        self
+    filter_setters! {
+        trigger: "Only objects whose trigger value is `value`; the watch is indexed under it.",
+        predicate: "Only objects for which `predicate` holds. It runs on the watch's own thread for \
+                    replayed and unindexed events, on the dispatcher for indexed ones: keep it cheap."
     }
 
     /// Where the watch starts (default [`Start::Now`]).
@@ -236,22 +247,9 @@ impl<T> ListOptions<T> {
         Self { filter: FilterSpec::default(), at: At::Latest }
     }
 
-    /// Only keys that start with `prefix`.
-    pub fn prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
-        self.filter.prefix = prefix.into();
-        self
-    }
-
-    /// Only objects whose trigger value is `value`.
-    pub fn trigger(mut self, value: impl Into<Arc<str>>) -> Self {
-        self.filter.trigger = Some(value.into());
-        self
-    }
-
-    /// Only objects for which `predicate` holds.
-    pub fn predicate(mut self, predicate: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.filter.predicate = Some(Arc::new(predicate));
-        self
+    filter_setters! {
+        trigger: "Only objects whose trigger value is `value`.",
+        predicate: "Only objects for which `predicate` holds."
     }
 
     /// Which revision the list must reflect (default [`At::Latest`]).
