@@ -44,7 +44,8 @@ fn random_filter(rng: &mut Rng) -> FilterSpec {
     }
 }
 
-fn open(cacher: &Cacher<Obj>, filter: FilterSpec, after: u64, rng: &mut Rng) -> Tracked {
+/// A tracked watch from `after`; `None` once the cacher has shut down.
+fn open(cacher: &Cacher<Obj>, filter: FilterSpec, after: u64, rng: &mut Rng) -> Option<Tracked> {
     let mut options = WatchOptions::new()
         .prefix(filter.prefix)
         .start(Start::Revision(after))
@@ -55,7 +56,11 @@ fn open(cacher: &Cacher<Obj>, filter: FilterSpec, after: u64, rng: &mut Rng) -> 
     if filter.even_only {
         options = options.predicate(|object: &Obj| object.value % 2 == 0);
     }
-    Tracked::new(cacher.watch(options).expect("the window holds every revision"), filter, Some(after))
+    match cacher.watch(options) {
+        Ok(watch) => Some(Tracked::new(watch, filter, Some(after))),
+        Err(WatchError::Closed) => None,
+        Err(other) => panic!("the window holds every revision, yet {other:?}"),
+    }
 }
 
 fn stress(policy: SlowWatcherPolicy, seed: u64) {
@@ -98,8 +103,9 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
             let start = start.clone();
             std::thread::spawn(move || {
                 let mut rng = Rng(seed.rotate_left(id as u32 * 7) | 1);
-                let mut live: Vec<Tracked> =
-                    (0..per_thread).map(|_| open(&cacher, random_filter(&mut rng), 0, &mut rng)).collect();
+                let mut live: Vec<Tracked> = (0..per_thread)
+                    .map(|_| open(&cacher, random_filter(&mut rng), 0, &mut rng).unwrap())
+                    .collect();
                 let mut finished = Vec::new();
                 start.wait();
                 let mut round = 0u64;
@@ -118,6 +124,8 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                         }
                         let restart = match &tracked.end {
                             Some(WatchError::TooSlow { resume_from }) => Some(*resume_from),
+                            // Shut down mid-round: checked with the rest at the end.
+                            Some(WatchError::Closed) => None,
                             Some(other) => panic!("unexpected end {other:?}"),
                             // Churn: now and then a watch is dropped and another opened.
                             None if rng.below(500) == 0 => Some(cacher.revision()),
@@ -125,8 +133,9 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                         };
                         if let Some(after) = restart {
                             let filter = random_filter(&mut rng);
-                            let old = std::mem::replace(tracked, open(&cacher, filter, after, &mut rng));
-                            finished.push(old);
+                            if let Some(new) = open(&cacher, filter, after, &mut rng) {
+                                finished.push(std::mem::replace(tracked, new));
+                            }
                         }
                     }
                     std::thread::yield_now();

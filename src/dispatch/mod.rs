@@ -330,6 +330,8 @@ impl<T> Drop for Dispatcher<T> {
     /// Ends everything that waits on the dispatcher: producers get `Closed`, every watch
     /// ends with `Closed` after what it has, lists stop waiting.
     fn drop(&mut self) {
+        // Stopped first: whoever sees a watch end with `Closed` also sees `Stopped`.
+        self.shared.ready.advance(Readiness::Stopped);
         self.shared.incoming.close();
         self.window.close();
         for watcher in self.index.all() {
@@ -338,7 +340,6 @@ impl<T> Drop for Dispatcher<T> {
         for (_, watcher) in &self.awaiting {
             watcher.consumer.wake();
         }
-        self.shared.ready.advance(Readiness::Stopped);
         self.shared.producers.notify_all();
         self.shared.store.waiters.notify_all();
     }
