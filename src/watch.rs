@@ -244,11 +244,13 @@ impl<T> Watch<T> {
     }
 
     fn step_unindexed(&mut self) -> Step<T> {
-        let head = self.cacher.window.head();
+        // Saturating: a reader may see a record through its chunk before the window's
+        // `head` moves past it, so `position` can be ahead of the `head` it loads.
+        let lag = self.cacher.window.head().saturating_sub(self.position);
         if self.cacher.config.policy == SlowWatcherPolicy::Terminate
             && self.caught_up
             && self.cutoff.is_none()
-            && head - self.position > self.watcher.buffer_len as u64
+            && lag > self.watcher.buffer_len as u64
         {
             self.cutoff = Some(self.position + self.watcher.buffer_len as u64);
         }
