@@ -124,8 +124,8 @@ impl<T> Shared<T> {
                 }
                 continue;
             }
-            let (parker, waker) = parker.get_or_insert_with(|| (Arc::new(Parker::new()), thread_waker()));
-            self.producers.arm(&*parker, &*waker);
+            let (parker, waker) = &*parker.get_or_insert_with(|| (Arc::new(Parker::new()), thread_waker()));
+            self.producers.arm(parker, waker);
             if self.incoming.len() >= self.incoming.capacity() && !self.incoming.is_closed() {
                 thread::park();
             }
