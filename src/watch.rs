@@ -355,7 +355,7 @@ impl<T> Watch<T> {
             match window.read(self.position + 1, &mut self.cursor) {
                 Read::Record(record) => {
                     self.position = record.revision;
-                    if let Some(event) = self.watcher.filter.event(&record) {
+                    if let Some(event) = self.watcher.filter.event(record) {
                         return Ok(Some(event));
                     }
                 }

@@ -120,9 +120,10 @@ impl Capacity {
 }
 
 /// Where a read landed.
-pub(crate) enum Read<T> {
-    /// The record at the requested revision.
-    Record(Shared<T>),
+pub(crate) enum Read<'c, T> {
+    /// The record at the requested revision, borrowed from the reader's cursor: reading
+    /// touches no reference count, which every reader of a record would contend on.
+    Record(&'c Record<T>),
     /// Not appended yet.
     Pending,
     /// Evicted; `first` is the oldest revision still held.
@@ -162,31 +163,41 @@ impl<T> Window<T> {
     }
 
     /// The record at `revision`, reusing `cursor`'s chunk when it holds it.
-    pub(crate) fn read(&self, revision: u64, cursor: &mut Cursor<T>) -> Read<T> {
-        if let Some(record) = cursor.chunk.as_ref().and_then(|chunk| chunk.get(revision)) {
-            return Read::Record(record.clone());
+    pub(crate) fn read<'c>(&self, revision: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
+        if !cursor.chunk.as_ref().is_some_and(|chunk| chunk.get(revision).is_some()) {
+            if let Err(first) = self.seek(revision, cursor) {
+                return first.map_or(Read::Pending, |first| Read::Evicted { first });
+            }
         }
+        match cursor.chunk.as_ref().and_then(|chunk| chunk.get(revision)) {
+            Some(record) => Read::Record(record),
+            None => Read::Pending,
+        }
+    }
+
+    /// Points `cursor` at the chunk holding `revision`. On a miss, says why: `Some(first)`
+    /// when it was evicted (`first` is the oldest held), `None` when not appended yet.
+    fn seek(&self, revision: u64, cursor: &mut Cursor<T>) -> Result<(), Option<u64>> {
         if revision > self.head() {
-            return Read::Pending;
+            return Err(None);
         }
         let first = self.first();
         if revision < first {
-            return Read::Evicted { first };
+            return Err(Some(first));
         }
         let chunks = self.chunks.load();
-        let Some(oldest) = chunks.first() else { return Read::Pending };
-        let Some(offset) = revision.checked_sub(oldest.first) else { return Read::Evicted { first } };
+        let Some(oldest) = chunks.first() else { return Err(None) };
+        let Some(offset) = revision.checked_sub(oldest.first) else { return Err(Some(first)) };
         let index = usize::try_from(offset).unwrap_or(usize::MAX) / CHUNK_LEN;
-        match chunks.get(index).and_then(|chunk| chunk.get(revision).map(|record| (chunk, record))) {
-            Some((chunk, record)) => {
-                let record = record.clone();
+        match chunks.get(index).filter(|chunk| chunk.get(revision).is_some()) {
+            Some(chunk) => {
                 cursor.chunk = Some(chunk.clone());
-                Read::Record(record)
+                Ok(())
             }
             // `head` said it was appended, but the chunk list we loaded is older than
             // that append, or newer than an eviction: re-read both.
-            None if revision < self.first() => Read::Evicted { first: self.first() },
-            None => Read::Pending,
+            None if revision < self.first() => Err(Some(self.first())),
+            None => Err(None),
         }
     }
 }
