@@ -164,7 +164,7 @@ impl<T> Window<T> {
 
     /// The record at `revision`, reusing `cursor`'s chunk when it holds it.
     pub(crate) fn read<'c>(&self, revision: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
-        if !cursor.chunk.as_ref().is_some_and(|chunk| chunk.get(revision).is_some()) {
+        if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(revision).is_none()) {
             if let Err(first) = self.seek(revision, cursor) {
                 return first.map_or(Read::Pending, |first| Read::Evicted { first });
             }
