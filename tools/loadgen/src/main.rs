@@ -1,0 +1,37 @@
+//! `watchcache-loadgen`: parse flags, run, print the report. Bad flags exit with code 2.
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use watchcache_loadgen::{run, Config};
+
+fn main() {
+    let config = Config::parse();
+    let report = if std::io::stderr().is_terminal() && !config.json {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed} [{bar:40}] {percent}%").expect("a valid template"),
+        );
+        let report = run(&config, |done| bar.set_position((done * 1000.0) as u64));
+        bar.finish_and_clear();
+        report
+    } else {
+        let mut last = u64::MAX;
+        run(&config, |done| {
+            let percent = (done * 100.0) as u64;
+            if percent / 10 != last / 10 && !config.json {
+                eprintln!("running: {percent}%");
+                last = percent;
+            }
+        })
+    };
+    if config.json {
+        println!("{}", report.to_json());
+    } else {
+        println!(
+            "watchcache-loadgen: {} producers, {} watchers, {:?}",
+            config.producers, config.watchers, config.policy
+        );
+        println!("{report}");
+    }
+}
