@@ -254,11 +254,8 @@ impl<T> Watch<T> {
         {
             self.cutoff = Some(self.position + self.watcher.buffer_len as u64);
         }
-        let limit = self.cutoff.unwrap_or(u64::MAX);
-        match self.replay(limit) {
-            Ok(Some(event)) => return Step::Yield(event),
-            Ok(None) => {}
-            Err(error) => return Step::End(error),
+        if let Some(step) = self.replay_step(self.cutoff.unwrap_or(u64::MAX)) {
+            return step;
         }
         if let Some(resume_from) = self.cutoff.filter(|cutoff| self.position >= *cutoff) {
             crate::stats::Counters::add(&self.cacher.counters.terminations);
@@ -271,37 +268,21 @@ impl<T> Watch<T> {
     fn step_indexed(&mut self) -> Step<T> {
         loop {
             let phase = self.watcher.phase.load();
-            if phase == Phase::Joining {
-                return match self.replay(u64::MAX) {
-                    Ok(Some(event)) => Step::Yield(event),
-                    Ok(None) => self.idle_on_window(),
-                    Err(error) => Step::End(error),
-                };
-            }
-            // Joined: first what the window holds up to the join, then the buffer.
-            let joined_at = self.watcher.joined_at();
-            if self.position < joined_at {
-                match self.replay(joined_at) {
-                    Ok(Some(event)) => return Step::Yield(event),
-                    Ok(None) => {}
-                    Err(error) => return Step::End(error),
-                }
-            }
-            if let Some(event) = self.pop() {
-                return Step::Yield(event);
-            }
             match phase {
-                Phase::Joining => unreachable!("handled above"),
-                Phase::Live => return self.idle_live(),
+                Phase::Joining => return self.replay_step(u64::MAX).unwrap_or_else(|| self.idle_on_window()),
+                Phase::Live => return self.drain_joined().unwrap_or_else(|| self.idle_live()),
                 Phase::Terminated(resume_from) => {
-                    return Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.position) });
+                    return self.drain_joined().unwrap_or_else(|| {
+                        Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.position) })
+                    });
                 }
                 Phase::Parked(delivered) => {
+                    if let Some(step) = self.drain_joined() {
+                        return step;
+                    }
                     self.position = self.position.max(delivered);
-                    match self.replay(u64::MAX) {
-                        Ok(Some(event)) => return Step::Yield(event),
-                        Ok(None) => {}
-                        Err(error) => return Step::End(error),
+                    if let Some(step) = self.replay_step(u64::MAX) {
+                        return step;
                     }
                     if self.cacher.window.is_closed() {
                         return self.idle_on_window();
@@ -311,6 +292,22 @@ impl<T> Watch<T> {
                     }
                 }
             }
+        }
+    }
+
+    /// After a join: what the window holds up to the join revision, then the buffer;
+    /// `None` when both are exhausted.
+    fn drain_joined(&mut self) -> Option<Step<T>> {
+        let joined_at = self.watcher.joined_at();
+        self.replay_step(joined_at).or_else(|| self.pop().map(Step::Yield))
+    }
+
+    /// [`Self::replay`] as a step: `None` when caught up with the window or the limit.
+    fn replay_step(&mut self, limit: u64) -> Option<Step<T>> {
+        match self.replay(limit) {
+            Ok(Some(event)) => Some(Step::Yield(event)),
+            Ok(None) => None,
+            Err(error) => Some(Step::End(error)),
         }
     }
 

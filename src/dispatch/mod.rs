@@ -48,7 +48,7 @@ pub(crate) struct Dispatcher<T> {
     bookmarks: Bookmarks<T>,
     /// Watches from a future revision, with the clock time their wait ends.
     awaiting: Vec<(Duration, Arc<WatcherShared<T>>)>,
-    /// Watchers pushed to in this batch, woken once at its end.
+    /// Watchers pushed to in this batch, each listed once and woken at its end.
     touched: Vec<Arc<WatcherShared<T>>>,
     /// Watchers whose buffer was full for the current event (Terminate policy).
     blocked: Vec<(Arc<WatcherShared<T>>, Event<T>)>,
@@ -160,7 +160,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             let Some(event) = watcher.filter.event(record) else { continue };
             let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
             match buffer.push(event) {
-                Ok(()) => self.touched.push(watcher.clone()),
+                Ok(()) => list_for_wake(&mut self.touched, watcher),
                 Err(PushError::Full(event)) => match policy {
                     SlowWatcherPolicy::Park => {
                         // Counters first: the phase store publishes them to the consumer.
@@ -193,7 +193,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         for (watcher, event) in std::mem::take(&mut self.blocked) {
             let started = Instant::now();
             if self.push_within(&watcher, event, started + budget) {
-                self.touched.push(watcher);
+                list_for_wake(&mut self.touched, &watcher);
             } else {
                 Counters::add(&counters.terminations);
                 watcher.phase.store(Phase::Terminated(revision - 1));
@@ -242,6 +242,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.store.publish();
         self.shared.window.waiters.notify_all();
         for watcher in self.touched.drain(..) {
+            watcher.wake_listed.store(false, Ordering::Relaxed);
             watcher.consumer.wake();
         }
         let revision = self.revision;
@@ -342,6 +343,14 @@ impl<T> Drop for Dispatcher<T> {
         }
         self.shared.producers.notify_all();
         self.shared.store.waiters.notify_all();
+    }
+}
+
+/// Adds `watcher` to this batch's wake list unless it is already there.
+fn list_for_wake<T>(touched: &mut Vec<Arc<WatcherShared<T>>>, watcher: &Arc<WatcherShared<T>>) {
+    if !watcher.wake_listed.load(Ordering::Relaxed) {
+        watcher.wake_listed.store(true, Ordering::Relaxed);
+        touched.push(watcher.clone());
     }
 }
 

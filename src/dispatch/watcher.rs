@@ -121,6 +121,10 @@ pub(crate) struct WatcherShared<T> {
     /// Set by the dispatcher when the wait for `awaits` timed out: the cacher's revision
     /// then, plus one (0: not timed out).
     pub(crate) too_new: AtomicU64,
+    /// Whether the watcher is on the dispatcher's list of watchers to wake at the end of
+    /// the current batch. Read and written by the dispatcher only (`Relaxed`): it keeps
+    /// the list to one entry per watcher, with no reference-count traffic per delivery.
+    pub(crate) wake_listed: AtomicBool,
     /// Set by the consumer when the watch is dropped; the dispatcher stops offering and
     /// removes the watcher between events (a deferred stop).
     pub(crate) dropped: AtomicBool,
@@ -147,6 +151,7 @@ impl<T> WatcherShared<T> {
             awaits,
             started_at,
             too_new: AtomicU64::new(0),
+            wake_listed: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
         }
     }
