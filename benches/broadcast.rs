@@ -1,105 +1,138 @@
 //! `broadcast`: one producer, W unfiltered watchers each drained by its own thread;
-//! watchcache against tokio's broadcast channel and the hand-rolled `Vec` of
-//! crossbeam-channel senders. Throughput is deliveries (events × watchers) per second.
+//! watchcache against tokio's broadcast channel, `async-broadcast`, and the hand-rolled
+//! `Vec` of crossbeam-channel senders. Throughput is deliveries (events × watchers) per
+//! second.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+mod support;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
 use std::time::{Duration, Instant};
+use support::{bench_peers, Pacer, Peer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 20_000;
+const CAPACITY: usize = 1024;
 
-/// One timed run of a peer.
-type Run = fn(usize) -> Duration;
-
-fn watchcache_fan_out(watchers: usize) -> Duration {
-    let cacher: Cacher<u64> = Cacher::builder().build();
-    let producer = cacher.producer();
-    let watches: Vec<_> = (0..watchers).map(|_| cacher.watch(WatchOptions::new()).unwrap()).collect();
+/// Runs each consumer on its own thread and `produce` on this one; the clock runs from
+/// the first send until every consumer has returned.
+fn fan_out<C: FnOnce() + Send>(produce: impl FnOnce(), consumers: Vec<C>) -> Duration {
     std::thread::scope(|scope| {
-        for mut watch in watches {
-            scope.spawn(move || {
-                for _ in 0..EVENTS {
-                    watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap();
-                }
-            });
+        for consume in consumers {
+            scope.spawn(consume);
         }
         let start = Instant::now();
-        (0..EVENTS).for_each(|value| producer.put("key", value).unwrap());
+        produce();
         start
     })
     .elapsed()
 }
 
-fn crossbeam_senders(watchers: usize) -> Duration {
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..watchers).map(|_| crossbeam_channel::bounded(1024)).unzip();
-    std::thread::scope(|scope| {
-        for receiver in receivers {
-            scope.spawn(move || {
+fn watchcache(watchers: usize) -> Duration {
+    let cacher: Cacher<u64> = Cacher::builder().build();
+    let producer = cacher.producer();
+    let consumers = (0..watchers)
+        .map(|_| {
+            let mut watch = cacher.watch(WatchOptions::new()).unwrap();
+            move || {
                 for _ in 0..EVENTS {
-                    receiver.recv().unwrap();
+                    black_box(watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap());
                 }
-            });
-        }
-        let start = Instant::now();
-        for value in 0..EVENTS {
-            for sender in &senders {
-                sender.send(value).unwrap();
             }
-        }
-        start
-    })
-    .elapsed()
+        })
+        .collect();
+    fan_out(|| (0..EVENTS).for_each(|value| producer.put("key", value).unwrap()), consumers)
+}
+
+fn crossbeam_channel_vec(watchers: usize) -> Duration {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..watchers).map(|_| crossbeam_channel::bounded(CAPACITY)).unzip();
+    let consumers = receivers
+        .into_iter()
+        .map(|receiver| {
+            move || {
+                for _ in 0..EVENTS {
+                    black_box(receiver.recv().unwrap());
+                }
+            }
+        })
+        .collect();
+    fan_out(
+        || {
+            for value in 0..EVENTS {
+                senders.iter().for_each(|sender| sender.send(value).unwrap());
+            }
+        },
+        consumers,
+    )
 }
 
 fn tokio_broadcast(watchers: usize) -> Duration {
-    let (sender, _) = tokio::sync::broadcast::channel(1024);
-    let receivers: Vec<_> = (0..watchers).map(|_| sender.subscribe()).collect();
-    let slowest = std::sync::atomic::AtomicU64::new(0);
-    let progress: Vec<_> = (0..watchers).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
-    let (slowest, progress) = (&slowest, &progress);
-    std::thread::scope(|scope| {
-        for (index, mut receiver) in receivers.into_iter().enumerate() {
-            scope.spawn(move || {
+    let (sender, _) = tokio::sync::broadcast::channel(CAPACITY);
+    let pacer = &Pacer::new(watchers, CAPACITY);
+    let consumers = (0..watchers)
+        .map(|index| {
+            let mut receiver = sender.subscribe();
+            move || {
                 for count in 1..=EVENTS {
-                    receiver.blocking_recv().unwrap();
-                    progress[index].store(count, std::sync::atomic::Ordering::Relaxed);
+                    black_box(receiver.blocking_recv().unwrap());
+                    pacer.received(index, count);
                 }
-            });
-        }
-        let start = Instant::now();
-        for value in 0..EVENTS {
-            // Pace the sender so no receiver is lapped (broadcast would drop for it).
-            while value - slowest.load(std::sync::atomic::Ordering::Relaxed) >= 1000 {
-                let min = progress.iter().map(|done| done.load(std::sync::atomic::Ordering::Relaxed)).min();
-                slowest.store(min.unwrap_or(value), std::sync::atomic::Ordering::Relaxed);
-                std::thread::yield_now();
             }
-            sender.send(value).unwrap();
-        }
-        start
-    })
-    .elapsed()
+        })
+        .collect();
+    fan_out(
+        || {
+            for value in 0..EVENTS {
+                pacer.before_send();
+                sender.send(value).unwrap();
+            }
+        },
+        consumers,
+    )
+}
+
+/// `async-broadcast` waits for room instead of dropping, so it needs no pacing.
+fn async_broadcast(watchers: usize) -> Duration {
+    let (sender, receiver) = async_broadcast::broadcast(CAPACITY);
+    let consumers = (0..watchers)
+        .map(|_| {
+            let mut receiver = receiver.new_receiver();
+            move || {
+                for _ in 0..EVENTS {
+                    black_box(receiver.recv_blocking().unwrap());
+                }
+            }
+        })
+        .collect();
+    drop(receiver);
+    fan_out(
+        || (0..EVENTS).for_each(|value| assert!(sender.broadcast_blocking(value).unwrap().is_none())),
+        consumers,
+    )
+}
+
+/// The harness alone: the same threads, nothing delivered.
+fn harness(watchers: usize) -> Duration {
+    let consumers = (0..watchers).map(|index| move || _ = black_box(index)).collect();
+    fan_out(|| (0..EVENTS).for_each(|value| _ = black_box(value)), consumers)
 }
 
 fn broadcast(c: &mut Criterion) {
-    let mut group = c.benchmark_group("broadcast");
-    group.sample_size(10).measurement_time(Duration::from_secs(4));
-    let peers: [(&str, Run); 3] = [
-        ("watchcache", watchcache_fan_out),
-        ("tokio_broadcast", tokio_broadcast),
-        ("crossbeam_channel_vec", crossbeam_senders),
+    let mut group = support::group(c, "broadcast");
+    let deliveries = |watchers| EVENTS * watchers as u64;
+    let peers = [
+        Peer { name: "watchcache", elements: deliveries, run: watchcache },
+        Peer { name: "tokio_broadcast", elements: deliveries, run: tokio_broadcast },
+        Peer { name: "async_broadcast", elements: deliveries, run: async_broadcast },
+        Peer { name: "crossbeam_channel_vec", elements: deliveries, run: crossbeam_channel_vec },
+        Peer { name: "harness", elements: deliveries, run: harness },
     ];
     for watchers in [1usize, 16, 64] {
-        group.throughput(Throughput::Elements(EVENTS * watchers as u64));
-        for (name, run) in peers {
-            group.bench_function(BenchmarkId::new(name, watchers), |b| {
-                b.iter_custom(|iters| (0..iters).map(|_| run(watchers)).sum())
-            });
-        }
+        bench_peers(&mut group, watchers, &peers);
     }
     group.finish();
 }

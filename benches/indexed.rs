@@ -1,40 +1,66 @@
 //! `indexed`: N trigger-indexed watchers, each event matching exactly one of them;
-//! watchcache's trigger index against the hand-rolled loop that tests every watcher's
-//! filter per event. Consumers are tokio tasks (N up to 10,000). Throughput is
-//! deliveries per second (here equal to events per second).
+//! watchcache's trigger index against the designs that test every watcher's filter per
+//! event: the hand-rolled loop (filter in the sender's loop) and tokio's broadcast
+//! channel (filter in each receiver). Consumers are tokio tasks (N up to 100,000).
+//! Throughput is deliveries per second (here equal to events per second). The peers'
+//! cost per event grows with N, so they run fewer events at large N.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+mod support;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 use futures::StreamExt;
+use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{bench_peers, join_all, runtime, Peer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 20_000;
-
-/// One timed run of a peer.
-type Run = fn(&tokio::runtime::Runtime, usize) -> Duration;
 
 #[derive(Debug)]
 struct Pod {
     node: String,
 }
 
-fn node(event: u64, watchers: usize) -> String {
-    format!("node-{}", event % watchers as u64)
+/// Event `event` goes to node `event % watchers`; every event has its own key, so each
+/// is an `Added` on one node only.
+fn workload(events: u64, watchers: usize) -> Vec<(String, Pod)> {
+    (0..events).map(|event| (format!("pod-{event}"), Pod { node: node(event as usize % watchers) })).collect()
 }
 
-fn watchcache_index(runtime: &tokio::runtime::Runtime, watchers: usize) -> Duration {
+fn node(index: usize) -> String {
+    format!("node-{index}")
+}
+
+fn matches_of(index: usize, events: u64, watchers: usize) -> u64 {
+    (0..events).filter(|event| *event as usize % watchers == index).count() as u64
+}
+
+/// Enough events that every watcher gets at least one (a watch that expects none would
+/// end at once and leave the index before the clock starts).
+fn all_events(watchers: usize) -> u64 {
+    EVENTS.max(watchers as u64)
+}
+
+/// What the peers whose cost grows with N can run in a few hundred milliseconds.
+fn scaled_events(watchers: usize) -> u64 {
+    (2_000_000 / watchers as u64).clamp(200, EVENTS)
+}
+
+fn watchcache(watchers: usize) -> Duration {
+    let events = all_events(watchers);
     let cacher: Cacher<Pod> = Cacher::builder().trigger(|pod: &Pod| Some(pod.node.as_str())).build();
     let producer = cacher.producer();
-    let tasks: Vec<_> = (0..watchers)
+    let tasks = (0..watchers)
         .map(|index| {
-            let expected = (0..EVENTS).filter(|event| *event as usize % watchers == index).count();
-            let mut watch = cacher.watch(WatchOptions::new().trigger(format!("node-{index}"))).unwrap();
-            runtime.spawn(async move {
+            let expected = matches_of(index, events, watchers);
+            let mut watch = cacher.watch(WatchOptions::new().trigger(node(index))).unwrap();
+            runtime().spawn(async move {
                 for _ in 0..expected {
-                    watch.next().await.unwrap().unwrap();
+                    black_box(watch.next().await.unwrap().unwrap());
                 }
             })
         })
@@ -43,61 +69,92 @@ fn watchcache_index(runtime: &tokio::runtime::Runtime, watchers: usize) -> Durat
     while cacher.stats().watchers_indexed < watchers {
         std::thread::yield_now();
     }
+    let workload = workload(events, watchers);
     let start = Instant::now();
-    for event in 0..EVENTS {
-        // Distinct keys: every event is an Added on one node only.
-        producer.put(&format!("pod-{event}"), Pod { node: node(event, watchers) }).unwrap();
+    for (key, pod) in workload {
+        producer.put(&key, pod).unwrap();
     }
-    runtime.block_on(async {
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
+    join_all(tasks);
     start.elapsed()
 }
 
-fn filter_loop(runtime: &tokio::runtime::Runtime, watchers: usize) -> Duration {
+fn filter_loop(watchers: usize) -> Duration {
+    let events = scaled_events(watchers);
     let (senders, tasks): (Vec<_>, Vec<_>) = (0..watchers)
         .map(|index| {
-            let (sender, mut receiver) = tokio::sync::mpsc::channel::<std::sync::Arc<Pod>>(1024);
-            let filter = format!("node-{index}");
-            let expected = (0..EVENTS).filter(|event| *event as usize % watchers == index).count();
-            let task = runtime.spawn(async move {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<Arc<Pod>>(1024);
+            let expected = matches_of(index, events, watchers);
+            let task = runtime().spawn(async move {
                 for _ in 0..expected {
-                    receiver.recv().await.unwrap();
+                    black_box(receiver.recv().await.unwrap());
                 }
             });
-            ((filter, sender), task)
+            ((node(index), sender), task)
         })
         .unzip();
+    let workload = workload(events, watchers);
     let start = Instant::now();
-    for event in 0..EVENTS {
-        let pod = std::sync::Arc::new(Pod { node: node(event, watchers) });
+    for (_, pod) in workload {
+        let pod = Arc::new(pod);
         for (filter, sender) in &senders {
             if *filter == pod.node {
                 sender.blocking_send(pod.clone()).unwrap();
             }
         }
     }
-    runtime.block_on(async {
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
+    join_all(tasks);
+    start.elapsed()
+}
+
+/// The channel holds every event of the run, so no receiver can be lapped.
+fn tokio_broadcast_filter(watchers: usize) -> Duration {
+    let events = scaled_events(watchers);
+    let (sender, _) = tokio::sync::broadcast::channel::<Arc<Pod>>(events as usize);
+    let tasks = (0..watchers)
+        .map(|index| {
+            let (mut receiver, filter) = (sender.subscribe(), node(index));
+            let expected = matches_of(index, events, watchers);
+            runtime().spawn(async move {
+                let mut matched = 0;
+                while matched < expected {
+                    let pod = receiver.recv().await.unwrap();
+                    if pod.node == filter {
+                        black_box(pod);
+                        matched += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let workload = workload(events, watchers);
+    let start = Instant::now();
+    for (_, pod) in workload {
+        sender.send(Arc::new(pod)).unwrap();
+    }
+    join_all(tasks);
+    start.elapsed()
+}
+
+/// The harness alone: the tasks and the producer loop, nothing delivered.
+fn harness(watchers: usize) -> Duration {
+    let tasks = (0..watchers).map(|index| runtime().spawn(async move { _ = black_box(index) })).collect();
+    let workload = workload(all_events(watchers), watchers);
+    let start = Instant::now();
+    workload.into_iter().for_each(|entry| drop(black_box(entry)));
+    join_all(tasks);
     start.elapsed()
 }
 
 fn indexed(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let mut group = c.benchmark_group("indexed");
-    group.sample_size(10).measurement_time(Duration::from_secs(4)).throughput(Throughput::Elements(EVENTS));
-    let peers: [(&str, Run); 2] = [("watchcache", watchcache_index), ("filter_loop", filter_loop)];
-    for watchers in [100usize, 10_000] {
-        for (name, run) in peers {
-            group.bench_function(BenchmarkId::new(name, watchers), |b| {
-                b.iter_custom(|iters| (0..iters).map(|_| run(&runtime, watchers)).sum())
-            });
-        }
+    let mut group = support::group(c, "indexed");
+    let peers = [
+        Peer { name: "watchcache", elements: all_events, run: watchcache },
+        Peer { name: "filter_loop", elements: scaled_events, run: filter_loop },
+        Peer { name: "tokio_broadcast_filter", elements: scaled_events, run: tokio_broadcast_filter },
+        Peer { name: "harness", elements: all_events, run: harness },
+    ];
+    for watchers in [100usize, 10_000, 100_000] {
+        bench_peers(&mut group, watchers, &peers);
     }
     group.finish();
 }

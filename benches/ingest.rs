@@ -1,54 +1,49 @@
-//! `ingest`: one producer thread → one consumer thread, N events; watchcache (through
-//! the dispatcher to one unfiltered watch) against the bare hand-offs it is built from.
-//! Throughput is events per second delivered to the consumer.
+//! `ingest`: P producer threads → one consumer thread, `EVENTS` events in all; watchcache
+//! (through the dispatcher to one unfiltered watch) against the bare hand-offs it is
+//! built from. Throughput is events per second delivered to the consumer.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+mod support;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::Backoff;
+use disruptor::{BusySpinWithSpinLoopHint, Producer as _};
+use std::hint::black_box;
 use std::time::{Duration, Instant};
+use support::{bench_peers, timed, Pacer, Peer};
 use watchcache::{Cacher, WatchOptions};
 
-const BATCH: u64 = 100_000;
+const EVENTS: u64 = 100_000;
+const CAPACITY: usize = 1024;
 
-/// Producer/consumer pair timing: `consume` runs on its own thread and returns when it
-/// has seen `events`; the clock runs from before the first send to the last receipt.
-/// One timed run of a peer.
-type Run = fn(u64) -> Duration;
-
-fn timed(events: u64, produce: impl FnOnce(u64) + Send, consume: impl FnOnce(u64) + Send) -> Duration {
-    std::thread::scope(|scope| {
-        let consumer = scope.spawn(move || consume(events));
-        let start = Instant::now();
-        produce(events);
-        consumer.join().unwrap();
-        start.elapsed()
-    })
+fn per_producer(producers: usize) -> u64 {
+    EVENTS / producers as u64
 }
 
-fn watchcache_one_watch(events: u64) -> Duration {
-    let cacher: Cacher<u64> = Cacher::builder().build();
+fn watchcache_one_watch(producers: usize) -> Duration {
+    let cacher: Cacher<u64> = Cacher::builder().incoming_capacity(CAPACITY).build();
     let producer = cacher.producer();
+    let keys: Vec<String> = (0..producers).map(|index| format!("producer-{index}")).collect();
     let mut watch = cacher.watch(WatchOptions::new()).unwrap();
     timed(
-        events,
-        |events| (0..events).for_each(|value| producer.put("key", value).unwrap()),
-        move |events| {
-            for _ in 0..events {
-                watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap();
+        producers,
+        |index| (0..per_producer(producers)).for_each(|value| producer.put(&keys[index], value).unwrap()),
+        move || {
+            for _ in 0..EVENTS {
+                black_box(watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap());
             }
         },
     )
 }
 
-fn array_queue(events: u64) -> Duration {
-    let queue = crossbeam_queue::ArrayQueue::new(1024);
-    let queue = &queue;
+fn array_queue(producers: usize) -> Duration {
+    let queue = crossbeam_queue::ArrayQueue::new(CAPACITY);
     timed(
-        events,
-        |events| {
-            for value in 0..events {
+        producers,
+        |_| {
+            for value in 0..per_producer(producers) {
                 let backoff = Backoff::new();
                 let mut value = value;
                 while let Err(rejected) = queue.push(value) {
@@ -57,10 +52,14 @@ fn array_queue(events: u64) -> Duration {
                 }
             }
         },
-        |events| {
-            for _ in 0..events {
+        || {
+            for _ in 0..EVENTS {
                 let backoff = Backoff::new();
-                while queue.pop().is_none() {
+                loop {
+                    if let Some(value) = queue.pop() {
+                        black_box(value);
+                        break;
+                    }
                     backoff.snooze();
                 }
             }
@@ -68,57 +67,100 @@ fn array_queue(events: u64) -> Duration {
     )
 }
 
-fn crossbeam_channel(events: u64) -> Duration {
-    let (sender, receiver) = crossbeam_channel::bounded(1024);
+fn crossbeam_channel(producers: usize) -> Duration {
+    let (sender, receiver) = crossbeam_channel::bounded(CAPACITY);
     timed(
-        events,
-        |events| (0..events).for_each(|value| sender.send(value).unwrap()),
-        move |events| {
-            for _ in 0..events {
-                receiver.recv().unwrap();
+        producers,
+        |_| (0..per_producer(producers)).for_each(|value| sender.send(value).unwrap()),
+        move || {
+            for _ in 0..EVENTS {
+                black_box(receiver.recv().unwrap());
             }
         },
     )
 }
 
-fn tokio_broadcast(events: u64) -> Duration {
-    let (sender, mut receiver) = tokio::sync::broadcast::channel(1024);
-    // broadcast never blocks its sender: pace it so that it never laps the receiver,
-    // which would turn the run into a measurement of `Lagged` errors.
-    let received = std::sync::atomic::AtomicU64::new(0);
-    let received = &received;
+/// The disruptor runs its own consumer thread; dropping the last producer returns once
+/// that thread has handled every published event, which is where the clock stops.
+fn disruptor(producers: usize) -> Duration {
+    let handler = |value: &u64, _sequence, _end_of_batch| {
+        black_box(*value);
+    };
+    if producers == 1 {
+        let mut producer = disruptor::build_single_producer(CAPACITY, || 0u64, BusySpinWithSpinLoopHint)
+            .handle_events_with(handler)
+            .build();
+        let start = Instant::now();
+        (0..EVENTS).for_each(|value| producer.publish(|slot| *slot = value));
+        drop(producer);
+        return start.elapsed();
+    }
+    let producer = disruptor::build_multi_producer(CAPACITY, || 0u64, BusySpinWithSpinLoopHint)
+        .handle_events_with(handler)
+        .build();
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..producers {
+            let mut producer = producer.clone();
+            scope.spawn(move || {
+                (0..per_producer(producers)).for_each(|value| producer.publish(|slot| *slot = value))
+            });
+        }
+    });
+    drop(producer);
+    start.elapsed()
+}
+
+fn tokio_broadcast(producers: usize) -> Duration {
+    let (sender, mut receiver) = tokio::sync::broadcast::channel(CAPACITY);
+    let pacer = Pacer::new(1, CAPACITY);
     timed(
-        events,
-        |events| {
-            for value in 0..events {
-                while value - received.load(std::sync::atomic::Ordering::Relaxed) >= 1000 {
-                    std::thread::yield_now();
-                }
+        producers,
+        |_| {
+            for value in 0..per_producer(producers) {
+                pacer.before_send();
                 sender.send(value).unwrap();
             }
         },
-        move |events| {
-            for count in 1..=events {
-                receiver.blocking_recv().unwrap();
-                received.store(count, std::sync::atomic::Ordering::Relaxed);
+        || {
+            for count in 1..=EVENTS {
+                black_box(receiver.blocking_recv().unwrap());
+                pacer.received(0, count);
             }
+        },
+    )
+}
+
+/// The harness alone: the same threads and loops with nothing sent.
+fn harness(producers: usize) -> Duration {
+    timed(
+        producers,
+        |_| {
+            (0..per_producer(producers)).for_each(|value| {
+                black_box(value);
+            })
+        },
+        || {
+            (0..EVENTS).for_each(|value| {
+                black_box(value);
+            })
         },
     )
 }
 
 fn ingest(c: &mut Criterion) {
-    let mut group = c.benchmark_group("ingest");
-    group.throughput(Throughput::Elements(BATCH)).sample_size(10).measurement_time(Duration::from_secs(4));
-    let peers: [(&str, Run); 4] = [
-        ("watchcache", watchcache_one_watch),
-        ("crossbeam_array_queue", array_queue),
-        ("crossbeam_channel", crossbeam_channel),
-        ("tokio_broadcast", tokio_broadcast),
+    let mut group = support::group(c, "ingest");
+    let events = |_| EVENTS;
+    let peers = [
+        Peer { name: "watchcache", elements: events, run: watchcache_one_watch },
+        Peer { name: "crossbeam_array_queue", elements: events, run: array_queue },
+        Peer { name: "crossbeam_channel", elements: events, run: crossbeam_channel },
+        Peer { name: "disruptor", elements: events, run: disruptor },
+        Peer { name: "tokio_broadcast", elements: events, run: tokio_broadcast },
+        Peer { name: "harness", elements: events, run: harness },
     ];
-    for (name, run) in peers {
-        group.bench_function(BenchmarkId::new(name, "1p1c"), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| run(BATCH)).sum())
-        });
+    for producers in [1usize, 2] {
+        bench_peers(&mut group, producers, &peers);
     }
     group.finish();
 }

@@ -297,9 +297,11 @@ impl<T> WindowWriter<T> {
             first = head + 1 - self.capacity as u64;
         }
         self.window.first.store(first, Ordering::Release);
-        let before = self.chunks.len();
-        self.chunks.retain(|chunk| chunk.first + CHUNK_LEN as u64 > first);
-        self.chunks.len() != before
+        // Chunks are in revision order, so the evicted ones are a prefix; looking only at
+        // that prefix keeps an append O(1) however many chunks the window holds.
+        let evicted = self.chunks.iter().take_while(|chunk| chunk.first + CHUNK_LEN as u64 <= first).count();
+        self.chunks.drain(..evicted);
+        evicted > 0
     }
 
     fn record(&self, revision: u64) -> Option<&Shared<T>> {

@@ -1,0 +1,110 @@
+//! What the bench groups share: one group configuration, the timed thread pair, pacing for
+//! `tokio::sync::broadcast` (which drops for a lapped receiver instead of waiting), the
+//! runtime consumers run on, and a way to run every peer on the same parameter.
+// Each bench binary uses a subset of these helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A group with the settings every group here uses: 10 samples of a run that takes long
+/// enough to cover parking, waking and batching (this machine is noisy; medians are
+/// compared by ratio, see PERF.md).
+pub fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    group
+}
+
+/// One peer's timed run: `elements` is what the run moves (events or deliveries), used as
+/// the group's throughput, so peers that move fewer elements per run compare fairly.
+pub struct Peer<P> {
+    pub name: &'static str,
+    pub elements: fn(P) -> u64,
+    pub run: fn(P) -> Duration,
+}
+
+/// Runs every peer on `parameter`, each timed run from scratch (set-up outside the clock).
+pub fn bench_peers<P: Copy + std::fmt::Display>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    parameter: P,
+    peers: &[Peer<P>],
+) {
+    for peer in peers {
+        group.throughput(Throughput::Elements((peer.elements)(parameter)));
+        group.bench_function(BenchmarkId::new(peer.name, parameter), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| (peer.run)(parameter)).sum())
+        });
+    }
+}
+
+/// Runs `produce` on `producers` threads (each given its index) and `consume` on one
+/// more; the clock runs from before the first send to the consumer's return.
+pub fn timed(producers: usize, produce: impl Fn(usize) + Sync, consume: impl FnOnce() + Send) -> Duration {
+    std::thread::scope(|scope| {
+        let consumer = scope.spawn(consume);
+        let start = Instant::now();
+        let produce = &produce;
+        let senders: Vec<_> = (0..producers).map(|index| scope.spawn(move || produce(index))).collect();
+        senders.into_iter().for_each(|sender| sender.join().unwrap());
+        consumer.join().unwrap();
+        start.elapsed()
+    })
+}
+
+/// Keeps `tokio::sync::broadcast` senders less than one channel's worth ahead of the
+/// slowest receiver, so that a run measures delivery rather than `Lagged` errors.
+pub struct Pacer {
+    sent: AtomicU64,
+    /// The slowest receiver's count when last computed; recomputed only when the senders
+    /// reach the limit, so a send does not scan every receiver.
+    slowest: AtomicU64,
+    received: Vec<AtomicU64>,
+    limit: u64,
+}
+
+impl Pacer {
+    /// For `receivers` receivers on a channel of `capacity`; leaves room for a few
+    /// senders racing past the check at once.
+    pub fn new(receivers: usize, capacity: usize) -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            slowest: AtomicU64::new(0),
+            received: (0..receivers).map(|_| AtomicU64::new(0)).collect(),
+            limit: capacity as u64 * 7 / 8,
+        }
+    }
+
+    /// Waits (yielding) until one more send cannot lap any receiver, then counts it.
+    pub fn before_send(&self) {
+        while self.sent.load(Ordering::Relaxed) - self.slowest.load(Ordering::Relaxed) >= self.limit {
+            let slowest = self.received.iter().map(|count| count.load(Ordering::Relaxed)).min().unwrap_or(0);
+            self.slowest.fetch_max(slowest, Ordering::Relaxed);
+            std::thread::yield_now();
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that `receiver` has taken `count` messages so far.
+    pub fn received(&self, receiver: usize, count: u64) {
+        self.received[receiver].store(count, Ordering::Relaxed);
+    }
+}
+
+/// The runtime that runs consumer tasks: two workers, one per core of the machine the
+/// numbers in PERF.md come from.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap())
+}
+
+/// Waits for every task, propagating a panic from any of them.
+pub fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    runtime().block_on(async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+}
