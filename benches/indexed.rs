@@ -3,7 +3,8 @@
 //! event: the hand-rolled loop (filter in the sender's loop) and tokio's broadcast
 //! channel (filter in each receiver). Consumers are tokio tasks (N up to 100,000).
 //! Throughput is deliveries per second (here equal to events per second). The peers'
-//! cost per event grows with N, so they run fewer events at large N.
+//! cost per event grows with N, so they run fewer events at large N. A second watchcache
+//! row keeps all N watchers registered but sends every event to the first 100 of them.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -19,6 +20,8 @@ use support::{bench_peers, join_all, runtime, Peer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 20_000;
+/// The watchers that `watchcache_events_on_100` sends every event to.
+const HOT_WATCHERS: usize = 100;
 
 #[derive(Debug)]
 struct Pod {
@@ -35,8 +38,10 @@ fn node(index: usize) -> String {
     format!("node-{index}")
 }
 
+/// How many of `events` go to watcher `index` (events are dealt round-robin).
 fn matches_of(index: usize, events: u64, watchers: usize) -> u64 {
-    (0..events).filter(|event| *event as usize % watchers == index).count() as u64
+    let watchers = watchers as u64;
+    events / watchers + u64::from((index as u64) < events % watchers)
 }
 
 /// Enough events that every watcher gets at least one (a watch that expects none would
@@ -50,32 +55,48 @@ fn scaled_events(watchers: usize) -> u64 {
     (2_000_000 / watchers as u64).clamp(200, EVENTS)
 }
 
-fn watchcache(watchers: usize) -> Duration {
-    let events = all_events(watchers);
+/// `watchers` indexed watches, events dealt round-robin to the first `targets` of them;
+/// the others stay registered and idle.
+fn watchcache(watchers: usize, targets: usize) -> Duration {
+    let events = all_events(targets);
     let cacher: Cacher<Pod> = Cacher::builder().trigger(|pod: &Pod| Some(pod.node.as_str())).build();
     let producer = cacher.producer();
-    let tasks = (0..watchers)
-        .map(|index| {
-            let expected = matches_of(index, events, watchers);
-            let mut watch = cacher.watch(WatchOptions::new().trigger(node(index))).unwrap();
-            runtime().spawn(async move {
-                for _ in 0..expected {
-                    black_box(watch.next().await.unwrap().unwrap());
-                }
-            })
-        })
-        .collect();
+    let mut idle = Vec::new();
+    let mut tasks = Vec::new();
+    for index in 0..watchers {
+        let mut watch = cacher.watch(WatchOptions::new().trigger(node(index))).unwrap();
+        if index >= targets {
+            idle.push(watch);
+            continue;
+        }
+        let expected = matches_of(index, events, targets);
+        tasks.push(runtime().spawn(async move {
+            for _ in 0..expected {
+                black_box(watch.next().await.unwrap().unwrap());
+            }
+        }));
+    }
     // Start the clock once every watch is in live dispatch (not replaying the window).
     while cacher.stats().watchers_indexed < watchers {
         std::thread::yield_now();
     }
-    let workload = workload(events, watchers);
+    let workload = workload(events, targets);
     let start = Instant::now();
     for (key, pod) in workload {
         producer.put(&key, pod).unwrap();
     }
     join_all(tasks);
     start.elapsed()
+}
+
+fn watchcache_all_matched(watchers: usize) -> Duration {
+    watchcache(watchers, watchers)
+}
+
+/// Separates the cost of how many watchers are registered from the cost of how many
+/// distinct watchers the events reach.
+fn watchcache_events_on_100(watchers: usize) -> Duration {
+    watchcache(watchers, HOT_WATCHERS)
 }
 
 fn filter_loop(watchers: usize) -> Duration {
@@ -148,7 +169,12 @@ fn harness(watchers: usize) -> Duration {
 fn indexed(c: &mut Criterion) {
     let mut group = support::group(c, "indexed");
     let peers = [
-        Peer { name: "watchcache", elements: all_events, run: watchcache },
+        Peer { name: "watchcache", elements: all_events, run: watchcache_all_matched },
+        Peer {
+            name: "watchcache_events_on_100",
+            elements: |_| all_events(HOT_WATCHERS),
+            run: watchcache_events_on_100,
+        },
         Peer { name: "filter_loop", elements: scaled_events, run: filter_loop },
         Peer { name: "tokio_broadcast_filter", elements: scaled_events, run: tokio_broadcast_filter },
         Peer { name: "harness", elements: all_events, run: harness },
