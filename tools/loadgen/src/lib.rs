@@ -113,8 +113,11 @@ pub struct Report {
     pub parks: u64,
     /// Watchers that fell out of the window.
     pub expiries: u64,
-    /// Latency percentiles in microseconds: p50, p90, p99, p99.9, max.
+    /// Latency percentiles in microseconds over every watcher: p50, p90, p99, p99.9, max.
     pub latency_micros: [u64; 5],
+    /// The same percentiles over the watchers that never stall: what a stalled watcher
+    /// costs the others. Equal to `latency_micros` when no watcher stalls.
+    pub healthy_latency_micros: [u64; 5],
     /// CPU seconds used by the process (user + system).
     pub cpu_seconds: f64,
     /// Peak resident memory in bytes.
@@ -136,13 +139,15 @@ impl Report {
 
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
-        let [p50, p90, p99, p999, max] = self.latency_micros;
+        let percentiles = |[p50, p90, p99, p999, max]: [u64; 5]| {
+            format!("{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"p99_9\":{p999},\"max\":{max}}}")
+        };
         format!(
             concat!(
                 "{{\"events\":{},\"elapsed_seconds\":{:.3},\"events_per_second\":{:.0},",
                 "\"deliveries\":{},\"expected_deliveries\":{},\"deliveries_per_second\":{:.0},",
                 "\"forced_closes\":{},\"parks\":{},\"expiries\":{},",
-                "\"latency_micros\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"max\":{}}},",
+                "\"latency_micros\":{},\"healthy_latency_micros\":{},",
                 "\"cpu_seconds\":{:.2},\"peak_rss_bytes\":{},\"window_events\":{}}}"
             ),
             self.events,
@@ -154,11 +159,8 @@ impl Report {
             self.forced_closes,
             self.parks,
             self.expiries,
-            p50,
-            p90,
-            p99,
-            p999,
-            max,
+            percentiles(self.latency_micros),
+            percentiles(self.healthy_latency_micros),
             self.cpu_seconds,
             self.peak_rss_bytes,
             self.window_events
@@ -184,6 +186,10 @@ impl std::fmt::Display for Report {
             self.deliveries_per_second()
         )?;
         writeln!(f, "latency (µs)  p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}")?;
+        if self.healthy_latency_micros != self.latency_micros {
+            let [p50, p90, p99, p999, max] = self.healthy_latency_micros;
+            writeln!(f, "  healthy     p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}")?;
+        }
         writeln!(
             f,
             "slow watchers {} forced closes, {} parks, {} expiries",
@@ -199,6 +205,7 @@ struct Consumed {
     deliveries: u64,
     latency: Histogram<u64>,
     expiries: u64,
+    stalls: bool,
 }
 
 /// Runs the load described by `config`; `progress` is called about once a second with
@@ -280,6 +287,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
     cacher.shutdown();
 
     let mut latency = Histogram::<u64>::new(3).expect("a valid histogram");
+    let mut healthy_latency = latency.clone();
     let (mut deliveries, mut expiries) = (0, 0);
     let mut expected_deliveries = 0;
     for (index, watcher) in watchers.into_iter().enumerate() {
@@ -287,6 +295,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         deliveries += consumed.deliveries;
         expiries += consumed.expiries;
         latency.add(&consumed.latency).expect("histograms of one shape");
+        if !consumed.stalls {
+            healthy_latency.add(&consumed.latency).expect("histograms of one shape");
+        }
         expected_deliveries += if (index as u64) < indexed {
             per_node[index % config.trigger_cardinality as usize].load(Ordering::Relaxed)
         } else {
@@ -303,11 +314,17 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         forced_closes: stats_after.terminations,
         parks: stats_after.parks,
         expiries,
-        latency_micros: [50.0, 90.0, 99.0, 99.9, 100.0].map(|q| latency.value_at_quantile(q / 100.0)),
+        latency_micros: percentiles(&latency),
+        healthy_latency_micros: percentiles(&healthy_latency),
         cpu_seconds,
         peak_rss_bytes,
         window_events: stats.window_len,
     }
+}
+
+/// p50, p90, p99, p99.9 and max of `latency`.
+fn percentiles(latency: &Histogram<u64>) -> [u64; 5] {
+    [50.0, 90.0, 99.0, 99.9, 100.0].map(|quantile| latency.value_at_quantile(quantile / 100.0))
 }
 
 /// A watcher on its own thread, re-watching from the resume point after `TooSlow` or
@@ -328,8 +345,12 @@ fn spawn_watcher(
     };
     let mut watch = cacher.watch(options(Start::Now)).expect("the cacher is ready");
     std::thread::spawn(move || {
-        let mut consumed =
-            Consumed { deliveries: 0, latency: Histogram::new(3).expect("a valid histogram"), expiries: 0 };
+        let mut consumed = Consumed {
+            deliveries: 0,
+            latency: Histogram::new(3).expect("a valid histogram"),
+            expiries: 0,
+            stalls: stall.is_some(),
+        };
         let mut last_stall = Instant::now();
         loop {
             if let Some((stall_ms, every_ms)) = stall {

@@ -18,6 +18,7 @@ fn deliveries_match_events_times_matching_watchers() {
     assert_eq!(report.expected_deliveries, report.events * 3 + report.events);
     assert_eq!(report.deliveries, report.expected_deliveries, "no loss");
     assert!(report.latency_micros.windows(2).all(|pair| pair[0] <= pair[1]), "percentiles are ordered");
+    assert_eq!(report.healthy_latency_micros, report.latency_micros, "no watcher stalls");
     assert!(report.to_json().contains(&format!("\"deliveries\":{}", report.deliveries)));
 }
 
@@ -27,6 +28,9 @@ fn stalled_watchers_under_terminate_resume_without_loss() {
         tiny(&["--policy", "terminate", "--slow-share", "0.5", "--stall-ms", "50", "--stall-every-ms", "60"]);
     let report = run(&config, |_| {});
     assert_eq!(report.deliveries, report.expected_deliveries, "resumed watchers lose nothing");
+    // The healthy watchers' histogram is a subset of the whole one.
+    assert!(report.healthy_latency_micros[4] <= report.latency_micros[4]);
+    assert!(report.to_json().contains("\"healthy_latency_micros\":{\"p50\":"));
 }
 
 #[test]
