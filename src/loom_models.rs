@@ -101,14 +101,14 @@ fn ring_close_loses_no_accepted_value() {
     });
 }
 
-fn record(revision: u64) -> std::sync::Arc<Record<u64>> {
-    std::sync::Arc::new(Record {
+fn record(revision: u64) -> Record<u64> {
+    Record {
         revision,
         key: std::sync::Arc::from("k"),
         object: Some(std::sync::Arc::new(revision)),
         prev: None,
         applied_at: Duration::ZERO,
-    })
+    }
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn window_reader_sees_appends_in_order_across_chunks() {
             (next, evicted)
         });
         for revision in 1..=3 {
-            writer.append(record(revision));
+            _ = writer.append(record(revision));
         }
         let (next, _) = reader.join().unwrap();
         assert!(next <= 4);

@@ -34,18 +34,18 @@ pub(crate) const CHUNK_LEN: usize = 256;
 #[cfg(loom)]
 pub(crate) const CHUNK_LEN: usize = 2;
 
-type Shared<T> = std::sync::Arc<Record<T>>;
-
-struct Chunk<T> {
+/// A run of `CHUNK_LEN` records, stored inline: one allocation per chunk rather than one
+/// per event, and a reader walks them in order through memory.
+pub(crate) struct Chunk<T> {
     /// Revision of slot 0.
     first: u64,
     /// Slots `0..filled` are initialised and never change again. Written by the
     /// appending writer only.
     filled: AtomicUsize,
-    slots: Box<[UnsafeCell<MaybeUninit<Shared<T>>>]>,
+    slots: Box<[UnsafeCell<MaybeUninit<Record<T>>>]>,
 }
 
-// SAFETY: a chunk hands out `&Arc<Record<T>>` to readers on any thread and drops records
+// SAFETY: a chunk hands out `&Record<T>` to readers on any thread and drops records
 // on whichever thread frees it, so `Record<T>` must be `Send + Sync`, which holds when
 // `T` is; slots are written once by one writer before `filled` publishes them.
 unsafe impl<T: Send + Sync> Send for Chunk<T> {}
@@ -58,7 +58,7 @@ impl<T> Chunk<T> {
         Self { first, filled: AtomicUsize::new(0), slots }
     }
 
-    fn get(&self, revision: u64) -> Option<&Shared<T>> {
+    fn get(&self, revision: u64) -> Option<&Record<T>> {
         let index = usize::try_from(revision.checked_sub(self.first)?).ok()?;
         if index >= self.filled.load(Ordering::Acquire) {
             return None;
@@ -78,7 +78,7 @@ impl<T> Chunk<T> {
     ///
     /// # Safety
     /// Only the window's single writer calls this, and the chunk is not full.
-    unsafe fn push(&self, record: Shared<T>) {
+    unsafe fn push(&self, record: Record<T>) {
         let index = self.filled.load(Ordering::Relaxed);
         debug_assert!(index < self.slots.len());
         // SAFETY: slot `index` is at or past `filled`, so no reader touches it, and the
@@ -220,6 +220,21 @@ impl<T> std::fmt::Debug for Cursor<T> {
     }
 }
 
+/// A record just appended, kept readable through its chunk even if a later append
+/// evicts that chunk.
+pub(crate) struct Appended<T> {
+    chunk: Arc<Chunk<T>>,
+    revision: u64,
+}
+
+impl<T> std::ops::Deref for Appended<T> {
+    type Target = Record<T>;
+
+    fn deref(&self) -> &Record<T> {
+        self.chunk.get(self.revision).expect("an appended record stays in its chunk")
+    }
+}
+
 /// The writing side: owned by the dispatcher alone (not `Clone`).
 pub(crate) struct WindowWriter<T> {
     window: Arc<Window<T>>,
@@ -260,8 +275,9 @@ impl<T> WindowWriter<T> {
         self.window.head() + 1 - self.window.first()
     }
 
-    /// Appends `record`, whose revision must be `head + 1`, evicting what capacity demands.
-    pub(crate) fn append(&mut self, record: Shared<T>) {
+    /// Appends `record`, whose revision must be `head + 1`, evicting what capacity
+    /// demands. Returns the record as stored, for the dispatcher's fan-out.
+    pub(crate) fn append(&mut self, record: Record<T>) -> Appended<T> {
         let revision = record.revision;
         debug_assert_eq!(revision, self.window.head() + 1);
         let now = record.applied_at;
@@ -270,7 +286,7 @@ impl<T> WindowWriter<T> {
             self.chunks.push(Arc::new(Chunk::new(revision)));
             republish = true;
         }
-        let last = self.chunks.last().expect("a chunk was just ensured");
+        let last = self.chunks.last().expect("a chunk was just ensured").clone();
         // SAFETY: the dispatcher owns the only `WindowWriter`, and the chunk is not full.
         unsafe { last.push(record) };
         self.window.head.store(revision, Ordering::Release);
@@ -278,6 +294,7 @@ impl<T> WindowWriter<T> {
         if republish {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
+        Appended { chunk: last, revision }
     }
 
     /// Moves `first` so that at most `capacity` events stay, growing the capacity instead
@@ -304,7 +321,7 @@ impl<T> WindowWriter<T> {
         evicted > 0
     }
 
-    fn record(&self, revision: u64) -> Option<&Shared<T>> {
+    fn record(&self, revision: u64) -> Option<&Record<T>> {
         let oldest = self.chunks.first()?.first;
         let index = usize::try_from(revision.checked_sub(oldest)?).ok()? / CHUNK_LEN;
         self.chunks.get(index)?.get(revision)
@@ -325,14 +342,14 @@ impl<T> WindowWriter<T> {
 mod tests {
     use super::*;
 
-    fn record(revision: u64, applied_at: Duration) -> Shared<u64> {
-        std::sync::Arc::new(Record {
+    fn record(revision: u64, applied_at: Duration) -> Record<u64> {
+        Record {
             revision,
             key: std::sync::Arc::from("k"),
             object: Some(std::sync::Arc::new(revision)),
             prev: None,
             applied_at,
-        })
+        }
     }
 
     #[test]
@@ -341,12 +358,13 @@ mod tests {
         let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 1);
         let window = writer.reader();
         let mut cursor = Cursor::new();
-        let pinned = record(1, Duration::ZERO);
-        writer.append(pinned.clone());
+        let first = record(1, Duration::ZERO);
+        let pinned = first.object.clone().expect("a put");
+        writer.append(first);
         assert!(matches!(window.read(1, &mut cursor), Read::Record(r) if r.revision == 1));
         assert!(matches!(window.read(2, &mut cursor), Read::Pending));
         for revision in 2..=events {
-            writer.append(record(revision, Duration::ZERO));
+            _ = writer.append(record(revision, Duration::ZERO));
         }
         assert_eq!((window.first(), window.head()), (events - CHUNK_LEN as u64 + 1, events));
         let mut fresh = Cursor::new();
@@ -364,14 +382,14 @@ mod tests {
         let policy = Capacity::Growing { min: 2, max: 8, keep: Duration::from_secs(75) };
         let mut writer = WindowWriter::new(policy, 1);
         for revision in 1..=5 {
-            writer.append(record(revision, Duration::from_secs(revision)));
+            _ = writer.append(record(revision, Duration::from_secs(revision)));
         }
         assert_eq!((writer.capacity(), writer.len()), (8, 5), "grew instead of evicting young events");
         for revision in 6..=20 {
-            writer.append(record(revision, Duration::from_secs(revision)));
+            _ = writer.append(record(revision, Duration::from_secs(revision)));
         }
         assert_eq!((writer.capacity(), writer.len()), (8, 8), "capped at max");
-        writer.append(record(21, Duration::from_secs(1000)));
+        _ = writer.append(record(21, Duration::from_secs(1000)));
         assert_eq!(writer.len(), 8, "old events are evicted once past the cap");
     }
 }

@@ -143,8 +143,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.revision += 1;
         self.store.set_revision(self.revision);
         let record =
-            std::sync::Arc::new(Record { revision: self.revision, key, object, prev, applied_at: now });
-        self.window.append(record.clone());
+            self.window.append(Record { revision: self.revision, key, object, prev, applied_at: now });
         self.fan_out(&record);
     }
 
