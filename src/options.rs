@@ -63,7 +63,8 @@ impl<T> Filter<T> {
     }
 
     pub(crate) fn matches_key(&self, key: &str) -> bool {
-        key.starts_with(&*self.prefix)
+        // Most watches have no prefix; skip the comparison call for them.
+        self.prefix.is_empty() || key.starts_with(&*self.prefix)
     }
 
     pub(crate) fn matches_object(&self, object: &T) -> bool {
