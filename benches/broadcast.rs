@@ -11,7 +11,7 @@ mod support;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use support::{bench_peers, Pacer, Peer};
+use support::{bench_group, Pacer, Peer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 20_000;
@@ -122,7 +122,6 @@ fn harness(watchers: usize) -> Duration {
 }
 
 fn broadcast(c: &mut Criterion) {
-    let mut group = support::group(c, "broadcast");
     let deliveries = |watchers| EVENTS * watchers as u64;
     let peers = [
         Peer { name: "watchcache", elements: deliveries, run: watchcache },
@@ -131,10 +130,7 @@ fn broadcast(c: &mut Criterion) {
         Peer { name: "crossbeam_channel_vec", elements: deliveries, run: crossbeam_channel_vec },
         Peer { name: "harness", elements: deliveries, run: harness },
     ];
-    for watchers in [1usize, 16, 64] {
-        bench_peers(&mut group, watchers, &peers);
-    }
-    group.finish();
+    bench_group(c, "broadcast", [1usize, 16, 64], &peers);
 }
 
 criterion_group!(benches, broadcast);

@@ -16,27 +16,14 @@ use futures::StreamExt;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{bench_peers, join_all, runtime, Peer};
-use watchcache::{Cacher, WatchOptions};
+use support::{
+    bench_group, indexed_cacher, join_all, node, pods, publish_and_join, runtime, wait_registered, Peer, Pod,
+};
+use watchcache::WatchOptions;
 
 const EVENTS: u64 = 20_000;
 /// The watchers that `watchcache_events_on_100` sends every event to.
 const HOT_WATCHERS: usize = 100;
-
-#[derive(Debug)]
-struct Pod {
-    node: String,
-}
-
-/// Event `event` goes to node `event % watchers`; every event has its own key, so each
-/// is an `Added` on one node only.
-fn workload(events: u64, watchers: usize) -> Vec<(String, Pod)> {
-    (0..events).map(|event| (format!("pod-{event}"), Pod { node: node(event as usize % watchers) })).collect()
-}
-
-fn node(index: usize) -> String {
-    format!("node-{index}")
-}
 
 /// How many of `events` go to watcher `index` (events are dealt round-robin).
 fn matches_of(index: usize, events: u64, watchers: usize) -> u64 {
@@ -59,7 +46,7 @@ fn scaled_events(watchers: usize) -> u64 {
 /// the others stay registered and idle.
 fn watchcache(watchers: usize, targets: usize) -> Duration {
     let events = all_events(targets);
-    let cacher: Cacher<Pod> = Cacher::builder().trigger(|pod: &Pod| Some(pod.node.as_str())).build();
+    let cacher = indexed_cacher().build();
     let producer = cacher.producer();
     let mut idle = Vec::new();
     let mut tasks = Vec::new();
@@ -76,17 +63,8 @@ fn watchcache(watchers: usize, targets: usize) -> Duration {
             }
         }));
     }
-    // Start the clock once every watch is in live dispatch (not replaying the window).
-    while cacher.stats().watchers_indexed < watchers {
-        std::thread::yield_now();
-    }
-    let workload = workload(events, targets);
-    let start = Instant::now();
-    for (key, pod) in workload {
-        producer.put(&key, pod).unwrap();
-    }
-    join_all(tasks);
-    start.elapsed()
+    wait_registered(&cacher, watchers);
+    publish_and_join(&producer, pods(events, targets), tasks)
 }
 
 fn watchcache_all_matched(watchers: usize) -> Duration {
@@ -113,7 +91,7 @@ fn filter_loop(watchers: usize) -> Duration {
             ((node(index), sender), task)
         })
         .unzip();
-    let workload = workload(events, watchers);
+    let workload = pods(events, watchers);
     let start = Instant::now();
     for (_, pod) in workload {
         let pod = Arc::new(pod);
@@ -147,7 +125,7 @@ fn tokio_broadcast_filter(watchers: usize) -> Duration {
             })
         })
         .collect();
-    let workload = workload(events, watchers);
+    let workload = pods(events, watchers);
     let start = Instant::now();
     for (_, pod) in workload {
         sender.send(Arc::new(pod)).unwrap();
@@ -159,7 +137,7 @@ fn tokio_broadcast_filter(watchers: usize) -> Duration {
 /// The harness alone: the tasks and the producer loop, nothing delivered.
 fn harness(watchers: usize) -> Duration {
     let tasks = (0..watchers).map(|index| runtime().spawn(async move { _ = black_box(index) })).collect();
-    let workload = workload(all_events(watchers), watchers);
+    let workload = pods(all_events(watchers), watchers);
     let start = Instant::now();
     workload.into_iter().for_each(|entry| drop(black_box(entry)));
     join_all(tasks);
@@ -167,7 +145,6 @@ fn harness(watchers: usize) -> Duration {
 }
 
 fn indexed(c: &mut Criterion) {
-    let mut group = support::group(c, "indexed");
     let peers = [
         Peer { name: "watchcache", elements: all_events, run: watchcache_all_matched },
         Peer {
@@ -179,10 +156,7 @@ fn indexed(c: &mut Criterion) {
         Peer { name: "tokio_broadcast_filter", elements: scaled_events, run: tokio_broadcast_filter },
         Peer { name: "harness", elements: all_events, run: harness },
     ];
-    for watchers in [100usize, 10_000, 100_000] {
-        bench_peers(&mut group, watchers, &peers);
-    }
-    group.finish();
+    bench_group(c, "indexed", [100usize, 10_000, 100_000], &peers);
 }
 
 criterion_group!(benches, indexed);

@@ -12,7 +12,7 @@ use crossbeam_utils::Backoff;
 use disruptor::{BusySpinWithSpinLoopHint, Producer as _};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use support::{bench_peers, timed, Pacer, Peer};
+use support::{bench_group, timed, Pacer, Peer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 100_000;
@@ -149,7 +149,6 @@ fn harness(producers: usize) -> Duration {
 }
 
 fn ingest(c: &mut Criterion) {
-    let mut group = support::group(c, "ingest");
     let events = |_| EVENTS;
     let peers = [
         Peer { name: "watchcache", elements: events, run: watchcache_one_watch },
@@ -159,10 +158,7 @@ fn ingest(c: &mut Criterion) {
         Peer { name: "tokio_broadcast", elements: events, run: tokio_broadcast },
         Peer { name: "harness", elements: events, run: harness },
     ];
-    for producers in [1usize, 2] {
-        bench_peers(&mut group, producers, &peers);
-    }
-    group.finish();
+    bench_group(c, "ingest", [1usize, 2], &peers);
 }
 
 criterion_group!(benches, ingest);

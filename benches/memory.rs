@@ -10,7 +10,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use watchcache::{Cacher, Stats, WatchOptions};
+use watchcache::{Cacher, WatchOptions};
 
 /// The system allocator, counting the bytes it has live.
 struct Counting;
@@ -62,8 +62,8 @@ fn indexed() -> Cacher<u64> {
     Cacher::builder().trigger(|_: &u64| Some("node")).build()
 }
 
-fn watchers(stats: impl Fn() -> Stats) -> bool {
-    let stats = stats();
+fn all_registered(cacher: &Cacher<u64>) -> bool {
+    let stats = cacher.stats();
     stats.watchers_indexed + stats.watchers_unindexed == WATCHERS
 }
 
@@ -74,7 +74,7 @@ fn main() {
             per_item(
                 WATCHERS,
                 || (0..WATCHERS).map(|_| cacher.watch(WatchOptions::new()).unwrap()).collect::<Vec<_>>(),
-                || watchers(|| cacher.stats()),
+                || all_registered(&cacher),
             )
         }),
         ("watchcache: idle indexed watcher (default buffer, 10 events)", {
@@ -86,7 +86,7 @@ fn main() {
                         .map(|_| cacher.watch(WatchOptions::new().trigger("node")).unwrap())
                         .collect::<Vec<_>>()
                 },
-                || watchers(|| cacher.stats()),
+                || all_registered(&cacher),
             )
         }),
         ("watchcache: window event, one key (u64 object, 3-byte key)", {

@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use support::{bench_peers, Peer};
+use support::{bench_group, Peer};
 use watchcache::{Cacher, ListOptions, Start, WatchOptions};
 
 const KEYS: u64 = 10_000;
@@ -115,24 +115,20 @@ fn rwlock_btree_map(objects: u64) -> Duration {
 }
 
 fn replay(c: &mut Criterion) {
-    let mut group = support::group(c, "replay_catch_up");
     let events = |events| events;
     let peers = [
         Peer { name: "watchcache", elements: events, run: watchcache_catch_up },
         Peer { name: "tokio_broadcast_buffered", elements: events, run: tokio_broadcast_buffered },
         Peer { name: "vec_clone", elements: events, run: vec_clone },
     ];
-    bench_peers(&mut group, 100_000, &peers);
-    group.finish();
+    bench_group(c, "replay_catch_up", [100_000], &peers);
 
-    let mut group = support::group(c, "replay_list_during_ingest");
     let listed = |objects| objects * LISTS;
     let peers = [
         Peer { name: "watchcache", elements: listed, run: watchcache_list },
         Peer { name: "rwlock_btree_map", elements: listed, run: rwlock_btree_map },
     ];
-    bench_peers(&mut group, KEYS, &peers);
-    group.finish();
+    bench_group(c, "replay_list_during_ingest", [KEYS], &peers);
 }
 
 criterion_group!(benches, replay);

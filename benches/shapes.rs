@@ -15,8 +15,11 @@ use std::fmt;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{bench_peers, join_all, runtime, Pacer, Peer};
-use watchcache::{Cacher, WatchOptions};
+use support::{
+    bench_group, indexed_cacher, join_all, node, pods, publish_and_join, runtime, wait_registered, Pacer,
+    Peer, Pod,
+};
+use watchcache::WatchOptions;
 
 const EVENTS: u64 = 10_000;
 const CAPACITY: usize = 1024;
@@ -48,7 +51,7 @@ impl Shape {
 
     /// The trigger value watcher `index` asks for, if the shape filters.
     fn filter(self, index: usize) -> Option<String> {
-        matches!(self, Shape::Filtered).then(|| node(index))
+        matches!(self, Shape::Filtered).then(|| node(index % NODES))
     }
 
     fn deliveries_per_watcher(self) -> u64 {
@@ -63,22 +66,8 @@ impl Shape {
     }
 }
 
-#[derive(Debug)]
-struct Pod {
-    node: String,
-}
-
-fn node(index: usize) -> String {
-    format!("node-{}", index % NODES)
-}
-
-/// Distinct keys, nodes round-robin.
-fn workload() -> Vec<(String, Pod)> {
-    (0..EVENTS).map(|event| (format!("pod-{event}"), Pod { node: node(event as usize) })).collect()
-}
-
 fn watchcache(shape: Shape) -> Duration {
-    let cacher: Cacher<Pod> = Cacher::builder().trigger(|pod: &Pod| Some(pod.node.as_str())).build();
+    let cacher = indexed_cacher().build();
     let producer = cacher.producer();
     let tasks = (0..shape.watchers())
         .map(|index| {
@@ -94,17 +83,8 @@ fn watchcache(shape: Shape) -> Duration {
             })
         })
         .collect();
-    let registered = |stats: watchcache::Stats| stats.watchers_indexed + stats.watchers_unindexed;
-    while registered(cacher.stats()) < shape.watchers() {
-        std::thread::yield_now();
-    }
-    let workload = workload();
-    let start = Instant::now();
-    for (key, pod) in workload {
-        producer.put(&key, pod).unwrap();
-    }
-    join_all(tasks);
-    start.elapsed()
+    wait_registered(&cacher, shape.watchers());
+    publish_and_join(&producer, pods(EVENTS, NODES), tasks)
 }
 
 fn tokio_broadcast(shape: Shape) -> Duration {
@@ -124,7 +104,7 @@ fn tokio_broadcast(shape: Shape) -> Duration {
             })
         })
         .collect();
-    let workload = workload();
+    let workload = pods(EVENTS, NODES);
     let start = Instant::now();
     for (_, pod) in workload {
         pacer.before_send();
@@ -135,15 +115,12 @@ fn tokio_broadcast(shape: Shape) -> Duration {
 }
 
 fn shapes(c: &mut Criterion) {
-    let mut group = support::group(c, "shapes");
     let peers = [
         Peer { name: "watchcache", elements: Shape::deliveries, run: watchcache },
         Peer { name: "tokio_broadcast", elements: Shape::deliveries, run: tokio_broadcast },
     ];
-    for shape in [1, 10, 100, 1_000].map(Shape::Unfiltered).into_iter().chain([Shape::Filtered]) {
-        bench_peers(&mut group, shape, &peers);
-    }
-    group.finish();
+    let shapes = [1, 10, 100, 1_000].map(Shape::Unfiltered).into_iter().chain([Shape::Filtered]);
+    bench_group(c, "shapes", shapes, &peers);
 }
 
 criterion_group!(benches, shapes);

@@ -21,8 +21,11 @@ use std::fmt;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{bench_peers, join_all, runtime, Pacer, Peer};
-use watchcache::{Cacher, SlowWatcherPolicy, WatchOptions};
+use support::{
+    bench_group, indexed_cacher, join_all, node, pods, publish_and_join, runtime, wait_registered, Pacer,
+    Peer, Pod,
+};
+use watchcache::{SlowWatcherPolicy, WatchOptions};
 
 const WATCHERS: usize = 1_000;
 const NODES: usize = 10;
@@ -53,17 +56,8 @@ impl Shape {
     }
 }
 
-#[derive(Debug)]
-struct Pod {
-    node: String,
-}
-
-fn node(index: usize) -> String {
-    format!("node-{}", index % NODES)
-}
-
-fn workload(events: u64) -> Vec<(String, Pod)> {
-    (0..events).map(|event| (format!("pod-{event}"), Pod { node: node(event as usize) })).collect()
+fn watched_node(index: usize) -> String {
+    node(index % NODES)
 }
 
 /// What each configuration's last run closed, printed after the group.
@@ -77,16 +71,12 @@ fn record_closes(peer: &str, shape: Shape, closes: String) {
 }
 
 fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
-    let cacher: Cacher<Pod> = Cacher::builder()
-        .trigger(|pod: &Pod| Some(pod.node.as_str()))
-        .slow_watcher_policy(policy)
-        .watcher_buffer(CAPACITY)
-        .build();
+    let cacher = indexed_cacher().slow_watcher_policy(policy).watcher_buffer(CAPACITY).build();
     let producer = cacher.producer();
     let mut stalled = Vec::new();
     let mut tasks = Vec::new();
     for index in 0..WATCHERS {
-        let mut watch = cacher.watch(WatchOptions::new().trigger(node(index))).unwrap();
+        let mut watch = cacher.watch(WatchOptions::new().trigger(watched_node(index))).unwrap();
         if shape.is_stalled(index) {
             stalled.push(watch);
             continue;
@@ -97,16 +87,8 @@ fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
             }
         }));
     }
-    while cacher.stats().watchers_indexed < WATCHERS {
-        std::thread::yield_now();
-    }
-    let workload = workload(EVENTS);
-    let start = Instant::now();
-    for (key, pod) in workload {
-        producer.put(&key, pod).unwrap();
-    }
-    join_all(tasks);
-    let elapsed = start.elapsed();
+    wait_registered(&cacher, WATCHERS);
+    let elapsed = publish_and_join(&producer, pods(EVENTS, NODES), tasks);
     let stats = cacher.stats();
     let name = format!("watchcache_{policy:?}").to_lowercase();
     record_closes(&name, shape, format!("{} terminated, {} parked", stats.terminations, stats.parks));
@@ -131,7 +113,7 @@ fn channel_loop_drop_full(shape: Shape) -> Duration {
     let mut senders = Vec::new();
     for index in 0..WATCHERS {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Arc<Pod>>(CAPACITY);
-        senders.push(Some((node(index), sender)));
+        senders.push(Some((watched_node(index), sender)));
         if shape.is_stalled(index) {
             stalled.push(receiver);
             continue;
@@ -142,7 +124,7 @@ fn channel_loop_drop_full(shape: Shape) -> Duration {
             }
         }));
     }
-    let workload = workload(EVENTS);
+    let workload = pods(EVENTS, NODES);
     let mut dropped = 0;
     let start = Instant::now();
     for (_, pod) in workload {
@@ -180,7 +162,7 @@ fn tokio_broadcast_filter(shape: Shape) -> Duration {
     let mut stalled = Vec::new();
     let mut tasks = Vec::new();
     for index in 0..WATCHERS {
-        let (mut receiver, filter) = (sender.subscribe(), node(index));
+        let (mut receiver, filter) = (sender.subscribe(), watched_node(index));
         if shape.is_stalled(index) {
             stalled.push(receiver);
             continue;
@@ -196,7 +178,7 @@ fn tokio_broadcast_filter(shape: Shape) -> Duration {
             }
         }));
     }
-    let workload = workload(BROADCAST_EVENTS);
+    let workload = pods(BROADCAST_EVENTS, NODES);
     let start = Instant::now();
     for (_, pod) in workload {
         pacer.before_send();
@@ -214,7 +196,6 @@ fn tokio_broadcast_filter(shape: Shape) -> Duration {
 }
 
 fn slow_watchers(c: &mut Criterion) {
-    let mut group = support::group(c, "slow_watchers");
     let healthy = |shape: Shape| EVENTS * shape.healthy_per_node();
     let peers = [
         Peer { name: "watchcache_park", elements: healthy, run: watchcache_park },
@@ -226,10 +207,7 @@ fn slow_watchers(c: &mut Criterion) {
             run: tokio_broadcast_filter,
         },
     ];
-    for stalled in [0, WATCHERS / 100] {
-        bench_peers(&mut group, Shape { stalled }, &peers);
-    }
-    group.finish();
+    bench_group(c, "slow_watchers", [0, WATCHERS / 100].map(|stalled| Shape { stalled }), &peers);
     for (run, closes) in CLOSES.lock().unwrap().iter() {
         eprintln!("slow_watchers/{run}: {closes}");
     }

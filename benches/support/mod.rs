@@ -1,6 +1,7 @@
-//! What the bench groups share: one group configuration, the timed thread pair, pacing for
-//! `tokio::sync::broadcast` (which drops for a lapped receiver instead of waiting), the
-//! runtime consumers run on, and a way to run every peer on the same parameter.
+//! What the bench groups share: one group configuration run over every peer and
+//! parameter, the timed thread pair, pacing for `tokio::sync::broadcast` (which drops for
+//! a lapped receiver instead of waiting), the runtime consumer tasks run on, and the
+//! pod-shaped workload of the indexed groups with its publish-then-join timing.
 // Each bench binary uses a subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A group with the settings every group here uses: 10 samples of a run that takes long
 /// enough to cover parking, waking and batching (this machine is noisy; medians are
 /// compared by ratio, see PERF.md).
-pub fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
     group.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
     group
@@ -26,18 +27,24 @@ pub struct Peer<P> {
     pub run: fn(P) -> Duration,
 }
 
-/// Runs every peer on `parameter`, each timed run from scratch (set-up outside the clock).
-pub fn bench_peers<P: Copy + std::fmt::Display>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    parameter: P,
+/// The group `name`: every peer on every parameter, each timed run from scratch (set-up
+/// outside the clock).
+pub fn bench_group<P: Copy + std::fmt::Display>(
+    c: &mut Criterion,
+    name: &str,
+    parameters: impl IntoIterator<Item = P>,
     peers: &[Peer<P>],
 ) {
-    for peer in peers {
-        group.throughput(Throughput::Elements((peer.elements)(parameter)));
-        group.bench_function(BenchmarkId::new(peer.name, parameter), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| (peer.run)(parameter)).sum())
-        });
+    let mut group = group(c, name);
+    for parameter in parameters {
+        for peer in peers {
+            group.throughput(Throughput::Elements((peer.elements)(parameter)));
+            group.bench_function(BenchmarkId::new(peer.name, parameter), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| (peer.run)(parameter)).sum())
+            });
+        }
     }
+    group.finish();
 }
 
 /// Runs `produce` on `producers` threads (each given its index) and `consume` on one
@@ -107,4 +114,53 @@ pub fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
             task.await.unwrap();
         }
     });
+}
+
+/// A pod-like object whose trigger value is the node it runs on.
+#[derive(Debug)]
+pub struct Pod {
+    pub node: String,
+}
+
+/// The name of node `index`.
+pub fn node(index: usize) -> String {
+    format!("node-{index}")
+}
+
+/// `events` changes with distinct keys (so each is an `Added`), event `e` on node
+/// `e % nodes`. Built before the clock starts.
+pub fn pods(events: u64, nodes: usize) -> Vec<(String, Pod)> {
+    (0..events).map(|event| (format!("pod-{event}"), Pod { node: node(event as usize % nodes) })).collect()
+}
+
+/// A cacher indexed by `Pod::node`.
+pub fn indexed_cacher() -> watchcache::CacherBuilder<Pod> {
+    watchcache::Cacher::builder().trigger(|pod: &Pod| Some(pod.node.as_str()))
+}
+
+/// Waits until the dispatcher has registered `watches` watches, so that the clock starts
+/// with every watch in live dispatch rather than replaying the window.
+pub fn wait_registered<T: Send + Sync + 'static>(cacher: &watchcache::Cacher<T>, watches: usize) {
+    let registered = || {
+        let stats = cacher.stats();
+        stats.watchers_indexed + stats.watchers_unindexed
+    };
+    while registered() < watches {
+        std::thread::yield_now();
+    }
+}
+
+/// Publishes `workload` and waits for every consumer task; the clock runs from the first
+/// put until the last task ends.
+pub fn publish_and_join<T: Send + Sync + 'static>(
+    producer: &watchcache::Producer<T>,
+    workload: Vec<(String, T)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Duration {
+    let start = Instant::now();
+    for (key, object) in workload {
+        producer.put(&key, object).unwrap_or_else(|_| panic!("the cacher stopped"));
+    }
+    join_all(tasks);
+    start.elapsed()
 }
