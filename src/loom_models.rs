@@ -54,30 +54,28 @@ fn ring_two_producers_race_for_the_tail() {
     });
 }
 
-#[test]
-fn one_slot_ring_hands_over_values_in_order() {
-    loom::model(|| {
-        let ring = Arc::new(Ring::new(1));
+/// One producer pushes `0..values` through a ring of `capacity`; the consumer must get
+/// them all, in order.
+fn hands_over_in_order(capacity: usize, values: u64) {
+    loom::model(move || {
+        let ring = Arc::new(Ring::new(capacity));
         let producer = {
             let ring = ring.clone();
-            thread::spawn(move || (0..2).for_each(|value| push_until_accepted(&ring, value)))
+            thread::spawn(move || (0..values).for_each(|value| push_until_accepted(&ring, value)))
         };
-        assert_eq!(pop_all(&ring, 2), [0, 1]);
+        assert_eq!(pop_all(&ring, values as usize), (0..values).collect::<Vec<_>>());
         producer.join().unwrap();
     });
 }
 
 #[test]
+fn one_slot_ring_hands_over_values_in_order() {
+    hands_over_in_order(1, 2);
+}
+
+#[test]
 fn ring_wraps_around_in_order() {
-    loom::model(|| {
-        let ring = Arc::new(Ring::new(2));
-        let producer = {
-            let ring = ring.clone();
-            thread::spawn(move || (0..3).for_each(|value| push_until_accepted(&ring, value)))
-        };
-        assert_eq!(pop_all(&ring, 3), [0, 1, 2]);
-        producer.join().unwrap();
-    });
+    hands_over_in_order(2, 3);
 }
 
 #[test]
