@@ -286,18 +286,14 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
     let stats = cacher.stats();
     cacher.shutdown();
 
-    let mut latency = Histogram::<u64>::new(3).expect("a valid histogram");
-    let mut healthy_latency = latency.clone();
+    let mut latencies = Latencies::new();
     let (mut deliveries, mut expiries) = (0, 0);
     let mut expected_deliveries = 0;
     for (index, watcher) in watchers.into_iter().enumerate() {
         let consumed = watcher.join().expect("watcher thread");
         deliveries += consumed.deliveries;
         expiries += consumed.expiries;
-        latency.add(&consumed.latency).expect("histograms of one shape");
-        if !consumed.stalls {
-            healthy_latency.add(&consumed.latency).expect("histograms of one shape");
-        }
+        latencies.add(&consumed);
         expected_deliveries += if (index as u64) < indexed {
             per_node[index % config.trigger_cardinality as usize].load(Ordering::Relaxed)
         } else {
@@ -314,11 +310,31 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         forced_closes: stats_after.terminations,
         parks: stats_after.parks,
         expiries,
-        latency_micros: percentiles(&latency),
-        healthy_latency_micros: percentiles(&healthy_latency),
+        latency_micros: percentiles(&latencies.all),
+        healthy_latency_micros: percentiles(&latencies.healthy),
         cpu_seconds,
         peak_rss_bytes,
         window_events: stats.window_len,
+    }
+}
+
+/// Latency over every watcher, and over the watchers that never stall.
+struct Latencies {
+    all: Histogram<u64>,
+    healthy: Histogram<u64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        let all = Histogram::new(3).expect("a valid histogram");
+        Self { healthy: all.clone(), all }
+    }
+
+    fn add(&mut self, consumed: &Consumed) {
+        self.all.add(&consumed.latency).expect("histograms of one shape");
+        if !consumed.stalls {
+            self.healthy.add(&consumed.latency).expect("histograms of one shape");
+        }
     }
 }
 
@@ -399,4 +415,26 @@ fn process_usage() -> (f64, u64) {
         Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
     });
     (cpu.unwrap_or(0.0), rss.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumed(latency_micros: u64, stalls: bool) -> Consumed {
+        let mut latency = Histogram::new(3).expect("a valid histogram");
+        latency.record(latency_micros).expect("an auto-resizing histogram takes any value");
+        Consumed { deliveries: 1, latency, expiries: 0, stalls }
+    }
+
+    #[test]
+    fn stalling_watchers_count_in_all_latency_but_not_in_healthy() {
+        let mut latencies = Latencies::new();
+        latencies.add(&consumed(10, false));
+        latencies.add(&consumed(5_000, true));
+        assert_eq!(percentiles(&latencies.healthy), [10; 5]);
+        let all = percentiles(&latencies.all);
+        assert_eq!(all[0], 10, "p50 of {{10, 5000}}");
+        assert!(all[4] >= 5_000, "max includes the stalling watcher: {all:?}");
+    }
 }

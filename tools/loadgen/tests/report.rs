@@ -28,8 +28,6 @@ fn stalled_watchers_under_terminate_resume_without_loss() {
         tiny(&["--policy", "terminate", "--slow-share", "0.5", "--stall-ms", "50", "--stall-every-ms", "60"]);
     let report = run(&config, |_| {});
     assert_eq!(report.deliveries, report.expected_deliveries, "resumed watchers lose nothing");
-    // The healthy watchers' histogram is a subset of the whole one.
-    assert!(report.healthy_latency_micros[4] <= report.latency_micros[4]);
     assert!(report.to_json().contains("\"healthy_latency_micros\":{\"p50\":"));
 }
 
