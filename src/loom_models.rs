@@ -136,7 +136,7 @@ fn window_reader_sees_appends_in_order_across_chunks() {
             (next, evicted)
         });
         for revision in 1..=3 {
-            _ = writer.append(record(revision));
+            writer.append(record(revision));
         }
         let (next, _) = reader.join().unwrap();
         assert!(next <= 4);

@@ -276,8 +276,8 @@ impl<T> WindowWriter<T> {
     }
 
     /// Appends `record`, whose revision must be `head + 1`, evicting what capacity
-    /// demands. Returns the record as stored, for the dispatcher's fan-out.
-    pub(crate) fn append(&mut self, record: Record<T>) -> Appended<T> {
+    /// demands.
+    pub(crate) fn append(&mut self, record: Record<T>) {
         let revision = record.revision;
         debug_assert_eq!(revision, self.window.head() + 1);
         let now = record.applied_at;
@@ -286,7 +286,7 @@ impl<T> WindowWriter<T> {
             self.chunks.push(Arc::new(Chunk::new(revision)));
             republish = true;
         }
-        let last = self.chunks.last().expect("a chunk was just ensured").clone();
+        let last = self.chunks.last().expect("a chunk was just ensured");
         // SAFETY: the dispatcher owns the only `WindowWriter`, and the chunk is not full.
         unsafe { last.push(record) };
         self.window.head.store(revision, Ordering::Release);
@@ -294,7 +294,16 @@ impl<T> WindowWriter<T> {
         if republish {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
-        Appended { chunk: last, revision }
+    }
+
+    /// The last appended record, readable through its chunk even if a later append
+    /// evicts that chunk.
+    ///
+    /// # Panics
+    /// If nothing was appended yet.
+    pub(crate) fn last(&self) -> Appended<T> {
+        let chunk = self.chunks.last().expect("a record was appended").clone();
+        Appended { chunk, revision: self.window.head() }
     }
 
     /// Moves `first` so that at most `capacity` events stay, growing the capacity instead
@@ -364,7 +373,7 @@ mod tests {
         assert!(matches!(window.read(1, &mut cursor), Read::Record(r) if r.revision == 1));
         assert!(matches!(window.read(2, &mut cursor), Read::Pending));
         for revision in 2..=events {
-            _ = writer.append(record(revision, Duration::ZERO));
+            writer.append(record(revision, Duration::ZERO));
         }
         assert_eq!((window.first(), window.head()), (events - CHUNK_LEN as u64 + 1, events));
         let mut fresh = Cursor::new();
@@ -382,14 +391,14 @@ mod tests {
         let policy = Capacity::Growing { min: 2, max: 8, keep: Duration::from_secs(75) };
         let mut writer = WindowWriter::new(policy, 1);
         for revision in 1..=5 {
-            _ = writer.append(record(revision, Duration::from_secs(revision)));
+            writer.append(record(revision, Duration::from_secs(revision)));
         }
         assert_eq!((writer.capacity(), writer.len()), (8, 5), "grew instead of evicting young events");
         for revision in 6..=20 {
-            _ = writer.append(record(revision, Duration::from_secs(revision)));
+            writer.append(record(revision, Duration::from_secs(revision)));
         }
         assert_eq!((writer.capacity(), writer.len()), (8, 8), "capped at max");
-        _ = writer.append(record(21, Duration::from_secs(1000)));
+        writer.append(record(21, Duration::from_secs(1000)));
         assert_eq!(writer.len(), 8, "old events are evicted once past the cap");
     }
 }

@@ -142,13 +142,15 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         };
         self.revision += 1;
         self.store.set_revision(self.revision);
-        let record =
-            self.window.append(Record { revision: self.revision, key, object, prev, applied_at: now });
-        self.fan_out(&record);
+        self.window.append(Record { revision: self.revision, key, object, prev, applied_at: now });
+        self.fan_out();
     }
 
-    fn fan_out(&mut self, record: &Record<T>) {
+    /// Offers the record just appended to the indexed watchers it concerns.
+    fn fan_out(&mut self) {
         let Some(trigger) = self.shared.trigger.as_ref().filter(|_| self.index.len() > 0) else { return };
+        // Taken only here, so a cacher without indexed watchers pays nothing for it.
+        let record = self.window.last();
         let new = record.object.as_deref().and_then(|object| trigger(object));
         let prev = record.prev.as_deref().and_then(|object| trigger(object));
         let policy = self.shared.config.policy;
@@ -156,7 +158,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if watcher.is_dropped() || watcher.phase.load() != Phase::Live {
                 continue;
             }
-            let Some(event) = watcher.filter.event(record) else { continue };
+            let Some(event) = watcher.filter.event(&record) else { continue };
             let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
             match buffer.push(event) {
                 Ok(()) => list_for_wake(&mut self.touched, watcher),
