@@ -1,4 +1,4 @@
-//! Wake-ups that cost nothing when nobody sleeps.
+//! Wake-ups that take no lock and make no syscall when nobody sleeps.
 //!
 //! A [`Parker`] belongs to one sleeper (a watch's consumer, or the dispatcher); a
 //! [`WaitList`] collects the parkers of many sleepers waiting for the same thing (watches
