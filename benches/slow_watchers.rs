@@ -17,6 +17,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::StreamExt;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -61,13 +62,10 @@ fn watched_node(index: usize) -> String {
 }
 
 /// What each configuration's last run closed, printed after the group.
-static CLOSES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+static CLOSES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
 
 fn record_closes(peer: &str, shape: Shape, closes: String) {
-    let mut closes_by_run = CLOSES.lock().unwrap();
-    let run = format!("{peer}/{shape}");
-    closes_by_run.retain(|(recorded, _)| *recorded != run);
-    closes_by_run.push((run, closes));
+    CLOSES.lock().unwrap().insert(format!("{peer}/{shape}"), closes);
 }
 
 fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
