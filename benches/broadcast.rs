@@ -39,7 +39,7 @@ fn watchcache(watchers: usize) -> Duration {
             let mut watch = cacher.watch(WatchOptions::new()).unwrap();
             move || {
                 for _ in 0..EVENTS {
-                    black_box(watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap());
+                    black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
                 }
             }
         })

@@ -29,10 +29,12 @@ fn watchcache_one_watch(producers: usize) -> Duration {
     let mut watch = cacher.watch(WatchOptions::new()).unwrap();
     timed(
         producers,
-        |index| (0..per_producer(producers)).for_each(|value| producer.put(&keys[index], value).unwrap()),
+        |index| {
+            (0..per_producer(producers)).for_each(|value| producer.put(keys[index].as_str(), value).unwrap())
+        },
         move || {
             for _ in 0..EVENTS {
-                black_box(watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap());
+                black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
             }
         },
     )

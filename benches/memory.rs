@@ -103,7 +103,7 @@ fn main() {
             let producer = cacher.producer();
             per_item(
                 EVENTS as usize,
-                || (0..EVENTS).for_each(|event| producer.put(&format!("pod-{event:06}"), event).unwrap()),
+                || (0..EVENTS).for_each(|event| producer.put(format!("pod-{event:06}"), event).unwrap()),
                 || cacher.stats().revision == EVENTS,
             )
         }),

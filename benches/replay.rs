@@ -33,14 +33,14 @@ fn key(index: u64) -> String {
 fn watchcache_catch_up(events: u64) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().window_capacity(events as usize).build();
     let producer = cacher.producer();
-    (0..events).for_each(|event| producer.put(&key(event), event).unwrap());
+    (0..events).for_each(|event| producer.put(key(event), event).unwrap());
     while cacher.stats().revision < events {
         std::thread::yield_now();
     }
     let start = Instant::now();
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
     for _ in 0..events {
-        black_box(watch.next_timeout(Duration::from_secs(60)).unwrap().unwrap());
+        black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
     }
     start.elapsed()
 }
@@ -86,12 +86,12 @@ fn while_writing(write: impl Fn(u64) + Sync, mut list: impl FnMut()) -> Duration
 fn watchcache_list(objects: u64) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().build();
     let producer = cacher.producer();
-    (0..objects).for_each(|index| producer.put(&key(index), index).unwrap());
+    (0..objects).for_each(|index| producer.put(key(index), index).unwrap());
     while cacher.stats().objects < objects as usize {
         std::thread::yield_now();
     }
     while_writing(
-        |update| producer.put(&key(update), update).unwrap(),
+        |update| producer.put(key(update), update).unwrap(),
         || {
             let (listed, _) = cacher.list(ListOptions::new()).unwrap();
             assert_eq!(listed.len() as u64, objects);

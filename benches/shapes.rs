@@ -1,4 +1,4 @@
-//! `shapes`: the workloads DESIGN.md quotes the Kubernetes cacher's figures for — 1, 10,
+//! `shapes`: the workloads the Kubernetes cacher is measured on (PERF.md) — 1, 10,
 //! 100 and 1,000 unfiltered watchers, and 1,000 filtered watchers of which 1% match each
 //! event (here trigger-indexed: 100 trigger values, 10 watchers each). Consumers are
 //! tokio tasks. The peer is tokio's broadcast channel (filtering in the receiver for the

@@ -31,7 +31,7 @@ fn main() {
             // Reads until shutdown ends the watch.
             std::thread::spawn(move || {
                 let mut events = 0u64;
-                while let Some(Ok(_)) = watch.next_timeout(wait) {
+                while watch.recv_timeout(wait).is_ok() {
                     events += 1;
                 }
                 events
@@ -50,13 +50,13 @@ fn main() {
                     let pod = (generation as usize * 7 + id as usize) % PODS;
                     // Pods move to another node every 1000 generations.
                     let node = format!("node-{}", (pod + generation as usize / 1000) % NODES);
-                    producer.put(&format!("pods/default/pod-{pod}"), Pod { node, generation }).expect("put");
+                    producer.put(format!("pods/default/pod-{pod}"), Pod { node, generation }).expect("put");
                 }
             })
         })
         .collect();
     let mut seen = 0u64;
-    while let Some(Ok(event)) = everything.next_timeout(wait) {
+    while let Ok(event) = everything.recv_timeout(wait) {
         seen += 1;
         if event.revision() == total {
             break;
@@ -70,7 +70,7 @@ fn main() {
     let mut caught_up = 0u64;
     let mut last = 0;
     let mut last_generation = 0;
-    while let Some(Ok(event)) = stalled.try_next() {
+    while let Ok(event) = stalled.try_recv() {
         assert!(event.revision() > last, "in order");
         last = event.revision();
         last_generation = event.object().map_or(last_generation, |pod| pod.generation);
@@ -81,8 +81,7 @@ fn main() {
     let last_change = cacher
         .watch(WatchOptions::new().start(Start::Revision(revision - 1)))
         .ok()
-        .and_then(|mut watch| watch.next_timeout(wait))
-        .and_then(Result::ok);
+        .and_then(|mut watch| watch.recv_timeout(wait).ok());
     let stats = cacher.stats();
     cacher.shutdown();
     let indexed: u64 = per_node.into_iter().map(|watcher| watcher.join().expect("watcher")).sum();

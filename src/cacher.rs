@@ -6,139 +6,23 @@
 //! has. Producers and watches do not keep the dispatcher alive.
 
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::watcher::WatcherShared;
 use crate::dispatch::{load_duration, Dispatcher};
-use crate::error::{ListError, PublishError, WatchError};
-use crate::notify::{thread_waker, Parker, WaitList};
+use crate::error::{ListError, PublishError, TryPublishError, WatchError};
+use crate::notify::{thread_waker, Parker};
 use crate::options::{At, ListOptions, SlowWatcherPolicy, TriggerFn, WatchOptions};
-use crate::ready::{Readiness, ReadyState};
-use crate::ring::{PushError, Ring};
+use crate::ready::Readiness;
+use crate::ring::{self, PushError};
+use crate::shared::{Change, Config, Shared};
 use crate::stats::{Counters, Stats};
-use crate::store::{Snapshot, Store, StoreWriter};
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::store::{Snapshot, StoreWriter};
 use crate::sync::{lock, park_timeout, thread, Arc, Mutex};
 use crate::watch::Watch;
-use crate::window::{Capacity, Window, WindowWriter};
+use crate::window::{Capacity, WindowWriter};
 use std::fmt;
 use std::time::Duration;
 
 /// How long `NotReady` suggests waiting before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How many times a blocked `put` retries (spinning) before it parks.
-const SPINS_BEFORE_PARK: u32 = 6;
-
-/// A change on its way from a producer to the dispatcher.
-pub(crate) enum Change<T> {
-    Put {
-        key: std::sync::Arc<str>,
-        object: std::sync::Arc<T>,
-    },
-    Delete {
-        key: std::sync::Arc<str>,
-    },
-    /// The initial state is loaded (sent by [`Loader::finish`]).
-    Ready,
-}
-
-/// A request from a watch to the dispatcher, handled between batches.
-pub(crate) enum Control<T> {
-    /// A new watch: index it (if indexed), schedule its bookmarks, time its wait.
-    Start(Arc<WatcherShared<T>>),
-    /// A parked watch caught up from the window and asks to rejoin live dispatch.
-    Rejoin(Arc<WatcherShared<T>>),
-    /// A watch ended or was dropped: take it out of the index.
-    Stop(Arc<WatcherShared<T>>),
-}
-
-/// Settings fixed at build time.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) policy: SlowWatcherPolicy,
-    pub(crate) watcher_buffer: Option<usize>,
-    pub(crate) future_wait: Duration,
-    pub(crate) bookmark_period: Duration,
-    pub(crate) budget_refill_per_second: Duration,
-    pub(crate) budget_max: Duration,
-}
-
-/// What every handle, watch and the dispatcher share.
-pub(crate) struct Shared<T> {
-    pub(crate) incoming: Ring<Change<T>>,
-    /// Producers waiting for room in `incoming`.
-    pub(crate) producers: WaitList,
-    /// Wakes the dispatcher: new changes, control messages, shutdown.
-    pub(crate) dispatcher: Parker,
-    control: Mutex<Vec<Control<T>>>,
-    /// Whether `control` may hold messages; lets the dispatcher skip the lock.
-    control_pending: AtomicBool,
-    pub(crate) window: Arc<Window<T>>,
-    pub(crate) store: Arc<Store<T>>,
-    pub(crate) trigger: Option<TriggerFn<T>>,
-    pub(crate) config: Config,
-    /// `std`'s `Arc` even under loom: loom's cannot hold a trait object.
-    pub(crate) clock: std::sync::Arc<dyn Clock>,
-    pub(crate) ready: ReadyState,
-    pub(crate) counters: Counters,
-}
-
-impl<T> Shared<T> {
-    pub(crate) fn send(&self, control: Control<T>) {
-        lock(&self.control).push(control);
-        // Release: the dispatcher that sees the flag (Acquire swap) sees the message.
-        self.control_pending.store(true, Ordering::Release);
-        self.dispatcher.wake();
-    }
-
-    pub(crate) fn has_control(&self) -> bool {
-        self.control_pending.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn take_control(&self) -> Vec<Control<T>> {
-        if !self.control_pending.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *lock(&self.control))
-    }
-
-    fn check_ready(&self) -> Result<(), Readiness> {
-        match self.ready.get() {
-            Readiness::Ready => Ok(()),
-            other => Err(other),
-        }
-    }
-
-    /// Publishes one change, spinning briefly and then parking while the ring is full.
-    fn publish(&self, mut change: Change<T>) -> Result<(), Change<T>> {
-        let mut spins = 0;
-        let mut parker: Option<(Arc<Parker>, std::task::Waker)> = None;
-        loop {
-            match self.try_publish(change) {
-                Ok(()) => return Ok(()),
-                Err(PushError::Closed(rejected)) => return Err(rejected),
-                Err(PushError::Full(rejected)) => change = rejected,
-            }
-            if spins < SPINS_BEFORE_PARK {
-                spins += 1;
-                for _ in 0..1 << spins {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
-            let (parker, waker) = &*parker.get_or_insert_with(|| (Arc::new(Parker::new()), thread_waker()));
-            self.producers.arm(parker, waker);
-            if self.incoming.len() >= self.incoming.capacity() && !self.incoming.is_closed() {
-                thread::park();
-            }
-        }
-    }
-
-    fn try_publish(&self, change: Change<T>) -> Result<(), PushError<Change<T>>> {
-        self.incoming.push(change)?;
-        self.counters.raise_high_water(self.incoming.len());
-        self.dispatcher.wake();
-        Ok(())
-    }
-}
 
 /// Builds a [`Cacher`]; see [`Cacher::builder`].
 pub struct CacherBuilder<T> {
@@ -155,14 +39,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
             trigger: None,
             incoming_capacity: 1024,
             window: Capacity::DEFAULT,
-            config: Config {
-                policy: SlowWatcherPolicy::Park,
-                watcher_buffer: None,
-                future_wait: Duration::from_secs(3),
-                bookmark_period: Duration::from_secs(60),
-                budget_refill_per_second: Duration::from_millis(50),
-                budget_max: Duration::from_millis(100),
-            },
+            config: Config::default(),
             clock: std::sync::Arc::new(SystemClock::new()),
         }
     }
@@ -244,29 +121,32 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     }
 
     fn spawn(self, readiness: Readiness) -> Cacher<T> {
-        let window = WindowWriter::new(self.window, 1);
-        let store = StoreWriter::new();
-        let shared = Arc::new(Shared {
-            incoming: Ring::new(self.incoming_capacity),
-            producers: WaitList::new(),
-            dispatcher: Parker::new(),
-            control: Mutex::new(Vec::new()),
-            control_pending: AtomicBool::new(false),
-            window: window.reader(),
-            store: store.reader(),
-            trigger: self.trigger,
-            config: self.config,
-            clock: self.clock,
-            ready: ReadyState::new(readiness),
-            counters: Counters::default(),
-        });
-        let for_dispatcher = shared.clone();
-        let built_at = shared.clock.now();
+        let (shared, dispatcher) = self.assemble(readiness);
         let thread = std::thread::Builder::new()
             .name("watchcache-dispatcher".into())
-            .spawn(move || Dispatcher::new(for_dispatcher, window, store, built_at).run())
+            .spawn(dispatcher)
             .expect("failed to spawn the dispatcher thread");
         Cacher { handle: std::sync::Arc::new(Handle { shared, thread: Mutex::new(Some(thread)) }) }
+    }
+
+    /// The shared state, and the dispatcher to run on a thread of the caller's choosing
+    /// (a loom thread in the models).
+    pub(crate) fn assemble(self, readiness: Readiness) -> (Arc<Shared<T>>, impl FnOnce() + Send + 'static) {
+        let window = WindowWriter::new(self.window, 1);
+        let store = StoreWriter::new();
+        let (incoming, receiver) = ring::bounded(self.incoming_capacity);
+        let shared = Arc::new(Shared::new(
+            incoming,
+            (window.reader(), store.reader()),
+            self.trigger,
+            self.config,
+            self.clock,
+            readiness,
+        ));
+        let built_at = shared.clock.now();
+        let for_dispatcher = shared.clone();
+        let run = move || Dispatcher::new(for_dispatcher, receiver, window, store, built_at).run();
+        (shared, run)
     }
 }
 
@@ -289,8 +169,7 @@ struct Handle<T> {
 
 impl<T> Handle<T> {
     fn shutdown(&self) {
-        self.shared.incoming.close();
-        self.shared.dispatcher.wake();
+        self.shared.close();
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             if thread.thread().id() != std::thread::current().id() {
@@ -311,6 +190,16 @@ impl<T> Drop for Handle<T> {
 
 /// A watch cache: ordered ingest, the current state, a replay window and fan-out to
 /// watchers. A cheap, cloneable handle; see the [crate docs](crate) for the semantics.
+///
+/// # Shutdown
+///
+/// [`Cacher::shutdown`], or dropping the last `Cacher` handle, stops the cacher and waits
+/// for its dispatcher thread to finish: every change a producer had published is applied,
+/// each watch then yields what it has and ends with [`WatchError::Closed`], waiting lists
+/// return, and producers get `Err` (with their value) from then on. [`Producer`]s and
+/// [`Watch`]es do not keep a cacher running; only `Cacher` handles do.
+///
+/// # User code on the dispatcher thread
 ///
 /// The trigger function and indexed watches' predicates run on the dispatcher thread.
 /// If one panics, the cacher stops as if shut down: the change being applied is in the
@@ -337,7 +226,7 @@ impl<T> fmt::Debug for Cacher<T> {
 }
 
 impl<T: Send + Sync + 'static> Cacher<T> {
-    /// A builder with the defaults of DESIGN.md §4.
+    /// A builder with the defaults: Kubernetes' where it has one (see each setter).
     pub fn builder() -> CacherBuilder<T> {
         CacherBuilder::new()
     }
@@ -427,9 +316,9 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             watchers_indexed: Counters::get(&counters.watchers_indexed),
             watchers_unindexed: Counters::get(&counters.watchers_unindexed),
             watchers_blocked: Counters::get(&counters.watchers_blocked),
-            watchers_parked: Counters::get(&counters.watchers_parked),
-            parks: Counters::get64(&counters.parks),
-            terminations: Counters::get64(&counters.terminations),
+            watchers_parked: counters.watchers_parked(),
+            parks: counters.parks(),
+            terminations: counters.terminations(),
             deletes_of_missing_keys: Counters::get64(&counters.deletes_of_missing_keys),
             budget_left: load_duration(&counters.budget_left_nanos),
         }
@@ -475,6 +364,15 @@ impl<T: Send + Sync + 'static> Cacher<T> {
 
 /// Publishes changes into a cacher. `Clone + Send`; any number may publish at once, and
 /// each producer's changes are applied in the order it published them.
+///
+/// Publishing is asynchronous: a call returns once the change is in the incoming ring,
+/// before the dispatcher applies it ([`Cacher::list`] with
+/// [`At::AtLeast`](crate::At::AtLeast) waits for it to be applied). Each operation comes
+/// in three forms: waiting on the thread (`put`), waiting in a task (`put_async`, which
+/// never blocks the thread) and not waiting (`try_put`).
+///
+/// A producer does not keep the cacher running: once the last [`Cacher`] handle is
+/// dropped or [`Cacher::shutdown`] is called, every publish fails with the value.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
 }
@@ -491,58 +389,87 @@ impl<T> fmt::Debug for Producer<T> {
     }
 }
 
+fn put_change<T>(key: impl Into<std::sync::Arc<str>>, value: T) -> Change<T> {
+    Change::Put { key: key.into(), object: std::sync::Arc::new(value) }
+}
+
+fn delete_change<T>(key: impl Into<std::sync::Arc<str>>) -> Change<T> {
+    Change::Delete { key: key.into() }
+}
+
 impl<T> Producer<T> {
-    /// Sets `key` to `value`, waiting while the incoming ring is full.
+    /// Sets `key` to `value`, parking the thread while the incoming ring is full.
     ///
     /// # Errors
-    /// `Closed` (with the value) after shutdown.
-    pub fn put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
-        let change = Change::Put { key: key.into(), object: std::sync::Arc::new(value) };
-        self.shared.publish(change).map_err(|rejected| PublishError::Closed(take_value(rejected)))
+    /// The cacher has shut down; the value comes back.
+    pub fn put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), PublishError<T>> {
+        self.shared.publish(put_change(key, value)).map_err(|rejected| PublishError(rejected.into_value()))
+    }
+
+    /// Sets `key` to `value`, waiting without blocking the thread while the incoming ring
+    /// is full.
+    ///
+    /// Cancel-safe: dropping the future before it completes publishes nothing.
+    ///
+    /// # Errors
+    /// The cacher has shut down; the value comes back.
+    pub async fn put_async(
+        &self,
+        key: impl Into<std::sync::Arc<str>>,
+        value: T,
+    ) -> Result<(), PublishError<T>> {
+        self.publish_async(put_change(key, value))
+            .await
+            .map_err(|rejected| PublishError(rejected.into_value()))
     }
 
     /// Sets `key` to `value` if the incoming ring has room now.
     ///
     /// # Errors
     /// `Full` when the ring is full, `Closed` after shutdown; both carry the value.
-    pub fn try_put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
-        let change = Change::Put { key: key.into(), object: std::sync::Arc::new(value) };
-        self.shared.try_publish(change).map_err(|error| match error {
-            PushError::Full(rejected) => PublishError::Full(take_value(rejected)),
-            PushError::Closed(rejected) => PublishError::Closed(take_value(rejected)),
+    pub fn try_put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), TryPublishError<T>> {
+        self.shared.try_publish(put_change(key, value)).map_err(|error| match error {
+            PushError::Full(rejected) => TryPublishError::Full(rejected.into_value()),
+            PushError::Closed(rejected) => TryPublishError::Closed(rejected.into_value()),
         })
     }
 
-    /// Deletes `key`, waiting while the incoming ring is full. A key that is missing when
-    /// the dispatcher applies the delete emits nothing (it is counted in `stats()`).
+    /// Deletes `key`, parking the thread while the incoming ring is full. A key that is
+    /// missing when the dispatcher applies the delete emits nothing (it is counted in
+    /// [`Stats::deletes_of_missing_keys`]).
     ///
     /// # Errors
-    /// `Closed` after shutdown.
-    pub fn delete(&self, key: &str) -> Result<(), PublishError<()>> {
-        self.shared.publish(Change::Delete { key: key.into() }).map_err(|_| PublishError::Closed(()))
+    /// The cacher has shut down.
+    pub fn delete(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), PublishError<()>> {
+        self.shared.publish(delete_change(key)).map_err(|_| PublishError(()))
+    }
+
+    /// Deletes `key`, waiting without blocking the thread while the incoming ring is
+    /// full; see [`Producer::delete`].
+    ///
+    /// Cancel-safe: dropping the future before it completes publishes nothing.
+    ///
+    /// # Errors
+    /// The cacher has shut down.
+    pub async fn delete_async(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), PublishError<()>> {
+        self.publish_async(delete_change(key)).await.map_err(|_| PublishError(()))
     }
 
     /// Deletes `key` if the incoming ring has room now.
     ///
     /// # Errors
     /// `Full` when the ring is full, `Closed` after shutdown.
-    pub fn try_delete(&self, key: &str) -> Result<(), PublishError<()>> {
-        self.shared.try_publish(Change::Delete { key: key.into() }).map_err(|error| match error {
-            PushError::Full(_) => PublishError::Full(()),
-            PushError::Closed(_) => PublishError::Closed(()),
+    pub fn try_delete(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), TryPublishError<()>> {
+        self.shared.try_publish(delete_change(key)).map_err(|error| match error {
+            PushError::Full(_) => TryPublishError::Full(()),
+            PushError::Closed(_) => TryPublishError::Closed(()),
         })
     }
-}
 
-/// The value inside a rejected put: the `Arc` was made by the rejecting call and never
-/// shared, so unwrapping it always succeeds.
-fn take_value<T>(change: Change<T>) -> T {
-    match change {
-        Change::Put { object, .. } => match std::sync::Arc::try_unwrap(object) {
-            Ok(value) => value,
-            Err(_) => unreachable!("a rejected change's object is not shared"),
-        },
-        Change::Delete { .. } | Change::Ready => unreachable!("only puts carry a value"),
+    async fn publish_async(&self, change: Change<T>) -> Result<(), Change<T>> {
+        let mut slot = Some(change);
+        let mut parker = None;
+        std::future::poll_fn(|cx| self.shared.poll_publish(&mut slot, &mut parker, cx)).await
     }
 }
 
@@ -562,8 +489,8 @@ impl<T> Loader<T> {
     /// Adds `key` to the initial state, waiting while the incoming ring is full.
     ///
     /// # Errors
-    /// `Closed` (with the value) after shutdown.
-    pub fn put(&self, key: &str, value: T) -> Result<(), PublishError<T>> {
+    /// The cacher has shut down; the value comes back.
+    pub fn put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), PublishError<T>> {
         self.producer.put(key, value)
     }
 
@@ -571,8 +498,8 @@ impl<T> Loader<T> {
     /// published before this call, the cacher becomes [`Readiness::Ready`].
     ///
     /// # Errors
-    /// `Closed` after shutdown.
+    /// The cacher has shut down.
     pub fn finish(self) -> Result<(), PublishError<()>> {
-        self.producer.shared.publish(Change::Ready).map_err(|_| PublishError::Closed(()))
+        self.producer.shared.publish(Change::Ready).map_err(|_| PublishError(()))
     }
 }

@@ -1,6 +1,7 @@
 //! Time, injectable: bookmarks, the dispatch budget and waits for a future revision read
 //! the cacher's [`Clock`], so tests drive them with a [`ManualClock`] instead of sleeping.
 
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{lock, thread, Arc, Mutex};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -60,13 +61,15 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Clone, Default)]
 pub struct ManualClock {
-    inner: Arc<Mutex<ManualState>>,
+    inner: Arc<ManualState>,
 }
 
 #[derive(Default)]
 struct ManualState {
-    now: Duration,
-    sleepers: Vec<thread::Thread>,
+    /// Nanoseconds since the origin. `Release` on advance, `Acquire` on read: a thread
+    /// that sees the new time sees what the advancing thread did before.
+    now_nanos: AtomicU64,
+    sleepers: Mutex<Vec<thread::Thread>>,
 }
 
 impl ManualClock {
@@ -77,11 +80,9 @@ impl ManualClock {
 
     /// Moves the clock forward by `by` and wakes every thread that asked to be woken.
     pub fn advance(&self, by: Duration) {
-        let sleepers = {
-            let mut state = lock(&self.inner);
-            state.now += by;
-            state.sleepers.clone()
-        };
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.now_nanos.fetch_add(nanos, Ordering::AcqRel);
+        let sleepers = lock(&self.inner.sleepers).clone();
         for sleeper in sleepers {
             sleeper.unpark();
         }
@@ -90,13 +91,13 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
-        lock(&self.inner).now
+        Duration::from_nanos(self.inner.now_nanos.load(Ordering::Acquire))
     }
 
     fn wake_on_advance(&self, thread: thread::Thread) {
-        let mut state = lock(&self.inner);
-        if !state.sleepers.iter().any(|sleeper| sleeper.id() == thread.id()) {
-            state.sleepers.push(thread);
+        let mut sleepers = lock(&self.inner.sleepers);
+        if !sleepers.iter().any(|sleeper| sleeper.id() == thread.id()) {
+            sleepers.push(thread);
         }
     }
 }

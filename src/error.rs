@@ -4,17 +4,47 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Why a change was not published. The rejected value rides back inside, so nothing is
-/// lost: the caller may retry or drop it knowingly.
+/// A blocking or async publish failed: the cacher has shut down. The rejected value rides
+/// back inside, so nothing is lost: the caller may keep it or drop it knowingly.
+///
+/// Waiting publishes (`put`, `put_async`, …) can fail only this way; the non-blocking
+/// ones return [`TryPublishError`], which can also say the ring is full.
 #[derive(PartialEq, Eq)]
-pub enum PublishError<T> {
-    /// The incoming ring is full (only from `try_put` / `try_delete`).
+pub struct PublishError<T>(pub T);
+
+impl<T> PublishError<T> {
+    /// The change that was not published.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublishError(..)")
+    }
+}
+
+impl<T> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(CLOSED_MESSAGE)
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {}
+
+const CLOSED_MESSAGE: &str = "cacher is shut down; the change was not applied";
+
+/// Why a non-blocking publish (`try_put`, `try_delete`) was refused; the value comes back.
+#[derive(PartialEq, Eq)]
+pub enum TryPublishError<T> {
+    /// The incoming ring is full; a waiting publish would have waited.
     Full(T),
     /// The cacher has shut down; no change will be applied any more.
     Closed(T),
 }
 
-impl<T> PublishError<T> {
+impl<T> TryPublishError<T> {
     /// The change that was not published.
     pub fn into_inner(self) -> T {
         match self {
@@ -23,7 +53,13 @@ impl<T> PublishError<T> {
     }
 }
 
-impl<T> fmt::Debug for PublishError<T> {
+impl<T> From<PublishError<T>> for TryPublishError<T> {
+    fn from(error: PublishError<T>) -> Self {
+        Self::Closed(error.0)
+    }
+}
+
+impl<T> fmt::Debug for TryPublishError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Full(_) => f.write_str("Full(..)"),
@@ -32,16 +68,16 @@ impl<T> fmt::Debug for PublishError<T> {
     }
 }
 
-impl<T> fmt::Display for PublishError<T> {
+impl<T> fmt::Display for TryPublishError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Full(_) => f.write_str("incoming ring is full; retry, or use put to wait"),
-            Self::Closed(_) => f.write_str("cacher is shut down; the change was not applied"),
+            Self::Full(_) => f.write_str("incoming ring is full; retry, or use a waiting publish"),
+            Self::Closed(_) => f.write_str(CLOSED_MESSAGE),
         }
     }
 }
 
-impl<T> std::error::Error for PublishError<T> {}
+impl<T> std::error::Error for TryPublishError<T> {}
 
 /// Why a watch could not start, or how it ended. Every variant that ends a stream says
 /// where a new watch may resume.
@@ -146,3 +182,59 @@ impl fmt::Display for ListError {
 }
 
 impl std::error::Error for ListError {}
+
+/// Why [`Watch::try_recv`](crate::Watch::try_recv) returned no event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing is ready now; the watch goes on.
+    Empty,
+    /// The watch has ended, for this reason (which says where to resume); every later
+    /// call returns the same.
+    Ended(WatchError),
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no event is ready yet; try again later"),
+            Self::Ended(reason) => write!(f, "watch ended: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Empty => None,
+            Self::Ended(reason) => Some(reason),
+        }
+    }
+}
+
+/// Why [`Watch::recv_timeout`](crate::Watch::recv_timeout) returned no event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time; the watch goes on.
+    Timeout,
+    /// The watch has ended, for this reason (which says where to resume); every later
+    /// call returns the same.
+    Ended(WatchError),
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("no event arrived in time; wait again"),
+            Self::Ended(reason) => write!(f, "watch ended: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Timeout => None,
+            Self::Ended(reason) => Some(reason),
+        }
+    }
+}

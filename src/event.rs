@@ -130,7 +130,8 @@ pub(crate) struct Record<T> {
 
 impl<T> Record<T> {
     /// The event a watcher sees, given which of the new and previous objects match its
-    /// filter (DESIGN.md §3, the per-watcher transition table).
+    /// filter: the new only → `Added`; both → `Modified`; the previous only → `Deleted`
+    /// (with the previous object); neither → nothing.
     pub(crate) fn event_for(&self, matches: impl Fn(&T) -> bool) -> Option<Event<T>> {
         let new = self.object.as_ref().filter(|object| matches(object));
         let prev = self.prev.as_ref().filter(|object| matches(object));

@@ -18,8 +18,9 @@
 //!    budget under [`SlowWatcherPolicy::Terminate`], and nothing under the default
 //!    [`SlowWatcherPolicy::Park`]. Unindexed watchers read the window on their own
 //!    threads and never hold up the dispatcher.
-//! 4. **No loss on overload.** A full ring makes `put` wait (or `try_put` return
-//!    [`PublishError::Full`] with the value); a change is never discarded.
+//! 4. **No loss on overload.** A full ring makes `put` wait (`put_async` waits without
+//!    blocking the thread; `try_put` returns [`TryPublishError::Full`] with the value); a
+//!    change is never discarded.
 //!
 //! # Semantics
 //!
@@ -30,6 +31,22 @@
 //! nothing. A watch starts [`Start::Now`], after a [`Start::Revision`], or from a
 //! [`Start::Snapshot`] (initial `Added` events, then a bookmark with
 //! `initial_events_end`, then live).
+//!
+//! # Publishing and receiving
+//!
+//! Every operation that can wait comes in three forms: waiting on the thread
+//! ([`Producer::put`], [`Watch::recv`], blocking iteration), waiting in a task
+//! ([`Producer::put_async`], the `futures_core::Stream` of a [`Watch`]) and not waiting
+//! ([`Producer::try_put`], [`Watch::try_recv`]). Errors say which outcome is which:
+//! a waiting publish fails only after shutdown ([`PublishError`]); a non-blocking one
+//! also when the ring is full ([`TryPublishError`]); [`TryRecvError`] and
+//! [`RecvTimeoutError`] tell "nothing yet" from "ended, resume here".
+//!
+//! Enums that describe a choice or a reason that may grow ([`WatchError`],
+//! [`ListError`], [`Start`], [`At`], [`SlowWatcherPolicy`], [`Readiness`]) are
+//! `#[non_exhaustive]`; the outcome enums of one operation ([`TryPublishError`],
+//! [`TryRecvError`], [`RecvTimeoutError`]) and [`Event`] (Kubernetes' four kinds of watch
+//! event) are complete, so a `match` on them needs no wildcard.
 //!
 //! # Example
 //!
@@ -75,6 +92,7 @@ mod notify;
 mod options;
 mod ready;
 mod ring;
+mod shared;
 mod stats;
 mod store;
 mod sync;
@@ -83,7 +101,7 @@ mod window;
 
 pub use cacher::{Cacher, CacherBuilder, Loader, Producer};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ListError, PublishError, WatchError};
+pub use error::{ListError, PublishError, RecvTimeoutError, TryPublishError, TryRecvError, WatchError};
 pub use event::Event;
 pub use options::{At, ListOptions, SlowWatcherPolicy, Start, WatchOptions};
 pub use ready::Readiness;

@@ -14,6 +14,14 @@
 //! pattern). The two fences are totally ordered, so either the notifier sees the flag
 //! (and wakes) or the sleeper's re-check sees the data (and does not sleep); a wake-up
 //! can never fall between the two.
+//!
+//! The flags written from both sides (`armed`, `enlisted`) are only ever written with
+//! read-modify-writes (`swap`), never plain stores. An RMW reads the latest value, so
+//! the writes form one chain in modification order. That costs nothing the algorithm
+//! notices (a sleeper arms only when it may sleep), and it is what lets loom check this
+//! file: loom orders stores only through happens-before, so a plain store beside an
+//! unsynchronised RMW lets it return a superseded value — an outcome the memory model
+//! forbids — and report a lost wake-up that cannot happen.
 
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{lock, thread, Arc, Mutex};
@@ -45,7 +53,8 @@ impl Parker {
                 *slot = Some(waker.clone());
             }
         }
-        self.armed.store(true, Ordering::Relaxed);
+        // A swap, not a store: see the module docs on flags written from both sides.
+        self.armed.swap(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
 
@@ -55,8 +64,11 @@ impl Parker {
         fence(Ordering::SeqCst);
         // The plain load first keeps the cache line shared while the sleeper is busy.
         if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::Acquire) {
-            if let Some(waker) = lock(&self.waker).as_ref() {
-                waker.wake_by_ref();
+            // Woken outside the lock: a waker may run code that arms this parker again
+            // (an executor polling the task inline), which would deadlock on the lock.
+            let waker = lock(&self.waker).clone();
+            if let Some(waker) = waker {
+                waker.wake();
             }
         }
     }
@@ -99,7 +111,8 @@ impl WaitList {
             std::mem::take(&mut *parkers)
         };
         for parker in parkers {
-            parker.enlisted.store(false, Ordering::Release);
+            // A swap, not a store: see the module docs on flags written from both sides.
+            parker.enlisted.swap(false, Ordering::Release);
             parker.wake();
         }
     }
@@ -121,4 +134,40 @@ impl Wake for ThreadWaker {
 /// A waker that unparks the current thread.
 pub(crate) fn thread_waker() -> Waker {
     Waker::from(std::sync::Arc::new(ThreadWaker(thread::current())))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool as StdAtomicBool;
+
+    /// A waker that checks, when woken, whether its parker's lock is free: an executor
+    /// that polls the woken task inline arms the parker again from inside `wake`.
+    struct ReArming {
+        /// Weak: the parker holds this waker, so a strong reference would be a cycle.
+        parker: std::sync::Weak<Parker>,
+        lock_was_free: StdAtomicBool,
+    }
+
+    impl Wake for ReArming {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            let parker = self.parker.upgrade().expect("the parker outlives its wake-up");
+            let free = parker.waker.try_lock().is_ok();
+            self.lock_was_free.store(free, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_waker_runs_without_the_parkers_lock() {
+        let parker = Arc::new(Parker::new());
+        let waker =
+            std::sync::Arc::new(ReArming { parker: Arc::downgrade(&parker), lock_was_free: false.into() });
+        parker.arm(&Waker::from(waker.clone()));
+        parker.wake();
+        assert!(waker.lock_was_free.load(Ordering::Relaxed), "woken while holding the lock");
+    }
 }

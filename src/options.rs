@@ -10,6 +10,7 @@ type Predicate<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
 /// Where a watch starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Start {
     /// Live events only: everything after the cacher's revision when `watch` is called.
     #[default]
@@ -24,6 +25,7 @@ pub enum Start {
 
 /// Which state a list reflects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum At {
     /// The latest applied revision.
     #[default]
@@ -32,15 +34,28 @@ pub enum At {
     AtLeast(u64),
 }
 
-/// What the dispatcher does with a pushed watcher whose buffer is full.
+/// What happens to a watch that does not keep up.
+///
+/// Every watch has a buffer (see [`WatchOptions::buffer`]). An indexed watch's buffer
+/// holds the events the dispatcher pushed to it; an unindexed watch reads the window
+/// itself, and its buffer size is the most events it may leave unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SlowWatcherPolicy {
-    /// Stop offering to it at once; it catches up from the window by itself and rejoins.
-    /// It ends only if it falls out of the window (`Expired`).
+    /// An indexed watch whose buffer is full is taken out of live dispatch at once; it
+    /// catches up from the window by itself and rejoins. No watch is ever ended for being
+    /// slow: it ends only if it falls out of the window (`Expired`).
     #[default]
     Park,
-    /// Wait for it out of the shared dispatch budget; terminate it (`TooSlow`) when the
-    /// budget runs out.
+    /// The rule, for every watch: **a watch may have at most its buffer size of unread
+    /// events that arrived after it started; when one more arrives, it is terminated.**
+    /// It then yields the events it holds and ends with `TooSlow { resume_from }`, from
+    /// which a new watch continues without loss. Events replayed from before the start
+    /// (from `Start::Revision` or `Start::Snapshot`) do not count; a watch that never
+    /// reads is held to the rule from its start. For an indexed watch the dispatcher
+    /// first waits for room out of the shared dispatch budget (Kubernetes' behaviour);
+    /// an unindexed watch reads the window on its own, so nothing waits for it and it is
+    /// cut off at once.
     Terminate,
 }
 

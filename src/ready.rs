@@ -3,14 +3,19 @@
 use crate::sync::atomic::{AtomicU8, Ordering};
 
 /// Whether a cacher serves watches and lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The discriminants are the order of the lifecycle: readiness only moves to a larger
+/// one, which is how it is stored (`fetch_max` on the number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+#[non_exhaustive]
 pub enum Readiness {
     /// The initial state is still loading; watches and lists return `NotReady`.
-    Pending,
+    Pending = 0,
     /// Serving.
-    Ready,
+    Ready = 1,
     /// Shut down; watches end with `Closed`.
-    Stopped,
+    Stopped = 2,
 }
 
 /// The readiness of one cacher. Transitions go forward only: Pending → Ready → Stopped,
@@ -27,8 +32,8 @@ impl ReadyState {
     /// published before it stored `Ready` (`Release`).
     pub(crate) fn get(&self) -> Readiness {
         match self.0.load(Ordering::Acquire) {
-            0 => Readiness::Pending,
-            1 => Readiness::Ready,
+            n if n == Readiness::Pending as u8 => Readiness::Pending,
+            n if n == Readiness::Ready as u8 => Readiness::Ready,
             _ => Readiness::Stopped,
         }
     }

@@ -1,6 +1,7 @@
 //! Plain numbers about a cacher, cheap enough to poll.
 
-use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::counter::{AtomicU64, AtomicUsize};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A point-in-time view of a cacher's counters. Each field is read on its own (`Relaxed`),
@@ -44,7 +45,9 @@ pub struct Stats {
 
 /// The counters behind [`Stats`]. Written by the dispatcher (and by watches for their own
 /// counts), read by `stats()`; all `Relaxed`: they are independent numbers, not
-/// synchronisation.
+/// synchronisation. Counts that follow a watcher's phase change only through
+/// [`WatcherShared`](crate::dispatch::watcher::WatcherShared)'s transitions, which call
+/// the methods here.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) objects: AtomicUsize,
@@ -54,9 +57,9 @@ pub(crate) struct Counters {
     pub(crate) watchers_indexed: AtomicUsize,
     pub(crate) watchers_unindexed: AtomicUsize,
     pub(crate) watchers_blocked: AtomicUsize,
-    pub(crate) watchers_parked: AtomicUsize,
-    pub(crate) parks: AtomicU64,
-    pub(crate) terminations: AtomicU64,
+    watchers_parked: AtomicUsize,
+    parks: AtomicU64,
+    terminations: AtomicU64,
     pub(crate) deletes_of_missing_keys: AtomicU64,
     pub(crate) budget_left_nanos: AtomicU64,
 }
@@ -78,11 +81,39 @@ impl Counters {
         counter.load(Ordering::Relaxed)
     }
 
+    /// A watcher was parked.
+    pub(crate) fn parked(&self) {
+        Self::add(&self.parks);
+        self.watchers_parked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A parked watcher rejoined live dispatch or stopped.
+    pub(crate) fn unparked(&self) {
+        self.watchers_parked.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A watcher was terminated as too slow.
+    pub(crate) fn terminated(&self) {
+        Self::add(&self.terminations);
+    }
+
     /// Raises the high-water mark to `len` if it is higher. The plain load first keeps
     /// producers from writing the shared line when the mark does not move.
     pub(crate) fn raise_high_water(&self, len: usize) {
         if len > self.incoming_high_water.load(Ordering::Relaxed) {
             self.incoming_high_water.fetch_max(len, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn watchers_parked(&self) -> usize {
+        Self::get(&self.watchers_parked)
+    }
+
+    pub(crate) fn parks(&self) -> u64 {
+        Self::get64(&self.parks)
+    }
+
+    pub(crate) fn terminations(&self) -> u64 {
+        Self::get64(&self.terminations)
     }
 }

@@ -16,6 +16,13 @@ pub(crate) use loom::sync::{atomic, Arc, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread;
 
+/// Statistics counters: `std`'s atomics even under loom. Every access is `Relaxed` and
+/// no decision of the library reads them, so they order nothing; modelling them would
+/// only multiply the interleavings a loom model explores.
+pub(crate) mod counter {
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+}
+
 /// Locks `mutex`, ignoring poisoning: every critical section in this crate leaves its
 /// data consistent before anything in it can panic, so a poisoned lock is still sound.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,14 +106,22 @@ impl<T> std::fmt::Debug for ArcCell<T> {
     }
 }
 
-/// Parks the current thread for at most `timeout`. Under loom, which has no timed park,
-/// it yields instead: a timed park may always return early, so callers re-check anyway.
+/// Parks the current thread for at most `timeout`.
+///
+/// Loom has no timed park, and its models drive time with a [`ManualClock`], which
+/// unparks the threads that sleep on it whenever it advances; real time never passes in a
+/// model. So under loom this parks until unparked: a timer that can fire only when the
+/// clock advances is woken by that advance, and a wake-up that never comes is a bug the
+/// model reports as a deadlock. (Yielding instead turned every timed wait into a spin
+/// loop, which multiplies the interleavings past what a model can explore.)
+///
+/// [`ManualClock`]: crate::ManualClock
 pub(crate) fn park_timeout(timeout: std::time::Duration) {
     #[cfg(not(loom))]
     std::thread::park_timeout(timeout);
     #[cfg(loom)]
     {
         let _ = timeout;
-        loom::thread::yield_now();
+        loom::thread::park();
     }
 }

@@ -1,11 +1,12 @@
 //! The consuming end of a watch; its semantics are documented on [`Watch`].
 
-use crate::cacher::{Control, Shared};
 use crate::dispatch::watcher::{Phase, WatcherShared};
-use crate::error::WatchError;
+use crate::error::{RecvTimeoutError, TryRecvError, WatchError};
 use crate::event::Event;
 use crate::notify::thread_waker;
 use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
+use crate::ring::{self, Receiver};
+use crate::shared::{Control, Shared};
 use crate::store::Snapshot;
 use crate::sync::atomic::Ordering;
 use crate::sync::{park_timeout, thread, Arc};
@@ -43,36 +44,45 @@ enum Step<T> {
 /// A stream of events for one watcher.
 ///
 /// A [`Watch`] yields every event matching its filter in revision order, exactly once,
-/// then ends with one `Err` item that says why and where to resume, then `None`.
+/// then ends with one `Err` item that says why and where to resume.
 ///
-/// - **Lagging.** An unindexed watch reads the window at its own pace; under
-///   `Terminate` it may fall at most its buffer size behind once it has caught up, under
-///   `Park` as far as the window reaches. An indexed watch gets pushed events into its
-///   buffer; when the buffer is full the dispatcher parks it (it catches up from the
-///   window and rejoins, unseen by the consumer) or, under `Terminate`, waits out of its
-///   budget and terminates it. Either way the stream has no gap: a watch that can no
-///   longer continue ends with `Expired` (fell out of the window) or `TooSlow`.
+/// - **Lagging.** An unindexed watch reads the window at its own pace. An indexed watch
+///   gets pushed events into its buffer; when the buffer is full the dispatcher applies
+///   the [`SlowWatcherPolicy`]: under `Park` the watch catches up from the window and
+///   rejoins, unseen by the consumer, as far as the window reaches; under `Terminate` a
+///   watch may hold at most its buffer size of unread events that arrived after it
+///   started. Either way the stream has no gap: a watch that can no longer continue ends
+///   with `Expired` (fell out of the window) or `TooSlow`.
 /// - **Closing.** After shutdown a watch yields everything the cacher applied that
 ///   matches, then `Err(Closed)`. Dropping a watch is a deferred stop: the dispatcher
 ///   stops offering to it and removes it between events.
 ///
-/// Consume it as a `futures_core::Stream` in async code, or by iterating (`for item in
-/// &mut watch`) in threads; [`Watch::try_next`] never blocks and
-/// [`Watch::next_timeout`] waits at most a given time.
+/// # Receiving
+///
+/// - async: a `futures_core::Stream` of `Result<Event<T>, WatchError>` items, the end
+///   being the last item (then `None`);
+/// - threads: blocking iteration (`for item in &mut watch`) with the same items, or
+///   [`Watch::recv`], [`Watch::recv_timeout`] and [`Watch::try_recv`] (never blocks),
+///   which say apart "nothing yet" and "ended" and repeat the end's reason once ended.
 pub struct Watch<T> {
     watcher: Arc<WatcherShared<T>>,
+    /// The receiving half of the pushed buffer; `None` for a pulling (unindexed) watch.
+    buffer: Option<Receiver<Event<T>>>,
     cacher: Arc<Shared<T>>,
     /// Every matching event up to this revision has been yielded.
     position: u64,
+    /// Events after this revision arrived after the watch started: under `Terminate`
+    /// they count toward an unindexed watch's lag (the replay before it does not).
+    live_from: u64,
     cursor: Cursor<T>,
     initial: Option<Initial<T>>,
-    /// An unindexed watch has caught up with the window at least once; from then on its
-    /// lag is bounded under `Terminate`.
-    caught_up: bool,
+    /// Still waiting for the cacher to reach the start revision (`watcher.awaits`).
+    awaiting: bool,
     /// Under `Terminate`, an unindexed watch that fell too far behind yields up to this
     /// revision, then `TooSlow`.
     cutoff: Option<u64>,
-    ended: bool,
+    /// How the watch ended, once it has.
+    end: Option<WatchError>,
     /// The waker for blocking use, for the thread that made it.
     blocking: Option<(thread::ThreadId, Waker)>,
 }
@@ -94,14 +104,15 @@ impl<T: Send + Sync + 'static> Watch<T> {
             (None, None) => DEFAULT_BUFFER,
         };
         let window = &cacher.window;
+        let head = window.head();
         let (position, initial, awaits) = match options.start {
-            Start::Now => (window.head(), None, 0),
+            Start::Now => (head, None, 0),
             Start::Revision(requested) => {
                 let oldest = window.first() - 1;
                 if requested < oldest {
                     return Err(WatchError::Expired { requested, oldest });
                 }
-                let awaits = if requested > window.head() { requested } else { 0 };
+                let awaits = if requested > head { requested } else { 0 };
                 (requested, None, awaits)
             }
             Start::Snapshot => {
@@ -110,13 +121,14 @@ impl<T: Send + Sync + 'static> Watch<T> {
             }
         };
         let started_at = cacher.clock.now();
-        let watcher = Arc::new(WatcherShared::new(
-            filter,
-            indexed,
-            buffer_len,
-            options.bookmarks,
-            (awaits, started_at),
-        ));
+        let (sender, buffer) = if indexed {
+            let (sender, receiver) = ring::bounded(buffer_len);
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let watcher =
+            Arc::new(WatcherShared::new(filter, sender, buffer_len, options.bookmarks, (awaits, started_at)));
         if indexed || options.bookmarks || awaits > 0 {
             cacher.send(Control::Start(watcher.clone()));
         }
@@ -125,32 +137,58 @@ impl<T: Send + Sync + 'static> Watch<T> {
         }
         Ok(Self {
             watcher,
+            buffer,
             cacher,
             position,
+            live_from: position.max(head),
             cursor: Cursor::new(),
             initial,
-            caught_up: false,
+            awaiting: awaits > 0,
             cutoff: None,
-            ended: false,
+            end: None,
             blocking: None,
         })
     }
 }
 
 impl<T> Watch<T> {
-    /// The next item if one is ready now; `None` means nothing yet (or the watch ended).
-    /// Never blocks.
-    pub fn try_next(&mut self) -> Option<Item<T>> {
+    /// The next event if one is ready now. Never blocks.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] when nothing is ready yet, [`TryRecvError::Ended`] with
+    /// the reason once the watch has ended (on this call and every later one).
+    pub fn try_recv(&mut self) -> Result<Event<T>, TryRecvError> {
         match self.poll_item(None) {
-            Poll::Ready(item) => item,
-            Poll::Pending => None,
+            Poll::Ready(Some(Ok(event))) => Ok(event),
+            Poll::Ready(_) => Err(TryRecvError::Ended(self.end_reason())),
+            Poll::Pending => Err(TryRecvError::Empty),
         }
     }
 
-    /// The next item, waiting at most `timeout`; `None` means nothing arrived in time
-    /// (or the watch ended).
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Item<T>> {
-        self.next_blocking(Some(timeout))
+    /// The next event, waiting at most `timeout` for it.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] when nothing arrived in time,
+    /// [`RecvTimeoutError::Ended`] with the reason once the watch has ended (on this call
+    /// and every later one).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event<T>, RecvTimeoutError> {
+        match self.next_blocking(Some(timeout)) {
+            Some(Ok(event)) => Ok(event),
+            Some(Err(_)) => Err(RecvTimeoutError::Ended(self.end_reason())),
+            None if self.end.is_some() => Err(RecvTimeoutError::Ended(self.end_reason())),
+            None => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The next event, waiting as long as it takes.
+    ///
+    /// # Errors
+    /// The reason the watch ended (on this call and every later one).
+    pub fn recv(&mut self) -> Result<Event<T>, WatchError> {
+        match self.next_blocking(None) {
+            Some(Ok(event)) => Ok(event),
+            _ => Err(self.end_reason()),
+        }
     }
 
     /// How many revisions this watch is behind the cacher's latest.
@@ -158,6 +196,11 @@ impl<T> Watch<T> {
         self.cacher.window.head().saturating_sub(self.position)
     }
 
+    fn end_reason(&self) -> WatchError {
+        self.end.clone().expect("the watch has ended")
+    }
+
+    /// The next item, blocking up to `timeout`; `None` when it passed, or after the end.
     fn next_blocking(&mut self, timeout: Option<Duration>) -> Option<Item<T>> {
         // A consumer that keeps up mostly finds an item waiting: take it without touching
         // the clock or the thread's waker, which cost more than the read itself.
@@ -191,29 +234,35 @@ impl<T> Watch<T> {
         }
     }
 
-    /// One attempt to produce an item. With a waker, arms the wake-up before the last
-    /// re-check, so `Pending` always has a wake-up coming.
+    /// One attempt to produce an item; `Ready(None)` after the end item. With a waker,
+    /// arms the wake-up before the last re-check, so `Pending` always has a wake-up
+    /// coming: from the source the last step named, which may differ from the one armed
+    /// first (a phase change between two steps moves a watch between waiting for a push
+    /// and waiting for the window).
     fn poll_item(&mut self, waker: Option<&Waker>) -> Poll<Option<Item<T>>> {
-        if self.ended {
+        if self.end.is_some() {
             return Poll::Ready(None);
         }
-        let mut armed = false;
+        // What is armed so far: nothing, the watcher's own parker (pushes and phase
+        // changes), or the window's wait list too (which arms the same parker).
+        let mut armed: Option<bool> = None;
         loop {
             match self.step() {
                 Step::Yield(event) => return Poll::Ready(Some(Ok(event))),
                 Step::End(error) => {
-                    self.ended = true;
+                    self.end = Some(error.clone());
                     self.release();
                     return Poll::Ready(Some(Err(error)));
                 }
                 Step::Idle { on_window } => {
-                    let Some(waker) = waker.filter(|_| !armed) else { return Poll::Pending };
+                    let covered = armed.is_some_and(|window_armed| window_armed || !on_window);
+                    let Some(waker) = waker.filter(|_| !covered) else { return Poll::Pending };
                     if on_window {
                         self.cacher.window.waiters.arm(&self.watcher.consumer, waker);
                     } else {
                         self.watcher.consumer.arm(waker);
                     }
-                    armed = true;
+                    armed = Some(on_window);
                 }
             }
         }
@@ -229,54 +278,67 @@ impl<T> Watch<T> {
                 }
             };
         }
-        let awaits = self.watcher.awaits;
-        let window = &self.cacher.window;
-        if awaits > window.head() {
-            if let Some(current) = self.watcher.timed_out_at() {
-                return Step::End(WatchError::TooNew { requested: awaits, current });
+        if self.awaiting {
+            if let Some(step) = self.step_awaiting() {
+                return step;
             }
-            if window.is_closed() {
-                return Step::End(WatchError::Closed);
-            }
-            // Anything pushed so far is at or below the awaited revision: not for us.
-            while self.pop().is_some() {}
-            return Step::Idle { on_window: true };
         }
-        if self.watcher.buffer.is_some() {
+        if self.buffer.is_some() {
             self.step_indexed()
         } else {
             self.step_unindexed()
         }
     }
 
+    /// Waiting for the start revision: `None` once the window has reached it.
+    fn step_awaiting(&mut self) -> Option<Step<T>> {
+        let awaits = self.watcher.awaits;
+        let window = &self.cacher.window;
+        // Loaded in the order the dispatcher stores them backwards: a close seen here
+        // makes the head loaded next final, and a time-out the dispatcher decided before
+        // it applied the awaited revision is visible once that revision is.
+        let closed = window.is_closed();
+        let head = window.head();
+        if let Some(current) = self.watcher.timed_out_at() {
+            return Some(Step::End(WatchError::TooNew { requested: awaits, current }));
+        }
+        if head < awaits {
+            return Some(if closed { Step::End(WatchError::Closed) } else { Step::Idle { on_window: true } });
+        }
+        self.awaiting = false;
+        None
+    }
+
     fn step_unindexed(&mut self) -> Step<T> {
-        // Saturating: a reader may see a record through its chunk before the window's
-        // `head` moves past it, so `position` can be ahead of the `head` it loads.
-        let lag = self.cacher.window.head().saturating_sub(self.position);
-        if self.cacher.config.policy == SlowWatcherPolicy::Terminate
-            && self.caught_up
-            && self.cutoff.is_none()
-            && lag > self.watcher.buffer_len as u64
-        {
-            self.cutoff = Some(self.position + self.watcher.buffer_len as u64);
+        if self.cacher.config.policy == SlowWatcherPolicy::Terminate && self.cutoff.is_none() {
+            // Saturating: a reader may see a record through its chunk before the window's
+            // `head` moves past it, so `position` can be ahead of the `head` it loads.
+            let base = self.position.max(self.live_from);
+            let buffer = self.watcher.buffer_len as u64;
+            if self.cacher.window.head().saturating_sub(base) > buffer {
+                self.cutoff = Some(base + buffer);
+            }
         }
         if let Some(step) = self.replay_step(self.cutoff.unwrap_or(u64::MAX)) {
             return step;
         }
         if let Some(resume_from) = self.cutoff.filter(|cutoff| self.position >= *cutoff) {
-            crate::stats::Counters::add(&self.cacher.counters.terminations);
+            self.cacher.counters.terminated();
             return Step::End(WatchError::TooSlow { resume_from });
         }
-        self.caught_up = true;
         self.idle_on_window()
     }
 
     fn step_indexed(&mut self) -> Step<T> {
         loop {
-            let phase = self.watcher.phase.load();
+            let phase = self.watcher.phase();
             match phase {
                 Phase::Joining => return self.replay_step(u64::MAX).unwrap_or_else(|| self.idle_on_window()),
-                Phase::Live => return self.drain_joined().unwrap_or_else(|| self.idle_live()),
+                Phase::Live => {
+                    if let Some(step) = self.drain_joined().or_else(|| self.idle_live()) {
+                        return step;
+                    }
+                }
                 Phase::Terminated(resume_from) => {
                     return self.drain_joined().unwrap_or_else(|| {
                         Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.position) })
@@ -293,7 +355,7 @@ impl<T> Watch<T> {
                     if self.cacher.window.is_closed() {
                         return self.idle_on_window();
                     }
-                    if self.watcher.phase.transition(phase, Phase::Joining) {
+                    if self.watcher.ask_to_rejoin(phase) {
                         self.cacher.send(Control::Rejoin(self.watcher.clone()));
                     }
                 }
@@ -318,23 +380,29 @@ impl<T> Watch<T> {
     }
 
     /// Caught up in live dispatch: a due bookmark, the end after shutdown, or wait for a
-    /// push.
-    fn idle_live(&mut self) -> Step<T> {
+    /// push; `None` when the phase moved on meanwhile (the caller looks again).
+    fn idle_live(&mut self) -> Option<Step<T>> {
         let due = self.watcher.due_bookmark();
         let closed = self.cacher.window.is_closed();
+        // A bookmark or the close says every event up to it was pushed, but only to a
+        // watcher still live: one parked before them (the phase is stored first, so it
+        // is visible now) is owed events from the window instead.
+        if self.watcher.phase() != Phase::Live {
+            return None;
+        }
         // Pushes made before the bookmark or the close are visible now: look once more.
         if let Some(event) = self.pop() {
-            return Step::Yield(event);
+            return Some(Step::Yield(event));
         }
         if let Some(due) = due.filter(|due| self.watcher.take_bookmark(*due)) {
             self.position = self.position.max(due);
-            return Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false });
+            return Some(Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false }));
         }
         if closed {
             self.position = self.position.max(self.cacher.window.head());
-            return Step::End(WatchError::Closed);
+            return Some(Step::End(WatchError::Closed));
         }
-        Step::Idle { on_window: false }
+        Some(Step::Idle { on_window: false })
     }
 
     /// Caught up with the window: a due bookmark, the end after shutdown, or wait for the
@@ -373,11 +441,9 @@ impl<T> Watch<T> {
 
     /// The next pushed event not yet yielded (older ones were replayed from the window).
     fn pop(&mut self) -> Option<Event<T>> {
-        let buffer = self.watcher.buffer.as_ref()?;
+        let buffer = self.buffer.as_mut()?;
         loop {
-            // SAFETY: the watch is its buffer's only consumer, and `&mut self` keeps this
-            // call from overlapping another.
-            let event = unsafe { buffer.pop() }?;
+            let event = buffer.pop()?;
             if self.cacher.config.policy == SlowWatcherPolicy::Terminate {
                 self.watcher.room.wake();
             }
@@ -390,10 +456,10 @@ impl<T> Watch<T> {
 
     /// Leaves live dispatch and the counts; idempotent.
     fn release(&mut self) {
-        if self.watcher.dropped.swap(true, Ordering::AcqRel) {
+        if !self.watcher.mark_dropped() {
             return;
         }
-        if self.watcher.buffer.is_some() {
+        if self.watcher.is_pushed() {
             // The dispatcher may be waiting for room in this watcher's buffer.
             self.watcher.room.wake();
             self.cacher.send(Control::Stop(self.watcher.clone()));
@@ -424,8 +490,8 @@ impl<T> fmt::Debug for Watch<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
             .field("position", &self.position)
-            .field("indexed", &self.watcher.buffer.is_some())
-            .field("ended", &self.ended)
+            .field("indexed", &self.buffer.is_some())
+            .field("end", &self.end)
             .finish_non_exhaustive()
     }
 }
@@ -440,7 +506,7 @@ impl<T> futures_core::Stream for Watch<T> {
 
 impl<T> futures_core::FusedStream for Watch<T> {
     fn is_terminated(&self) -> bool {
-        self.ended
+        self.end.is_some()
     }
 }
 

@@ -14,11 +14,18 @@
 //! an evicted chunk may still finish reading it, which is never wrong: what it reads is
 //! immutable and in order.
 //!
-//! Orderings, all in this file: a slot is written, then its chunk's `filled` is stored
-//! `Release`; readers load `filled` `Acquire` before reading slots below it. `head` (the
-//! last appended revision) is stored `Release` after `filled`, so a reader that sees
-//! `head >= r` (Acquire) also sees slot `r` filled. `first` and `closed` are
-//! `Release`/`Acquire` flags read by watches deciding between `Expired`, `Closed` and
+//! Orderings, all in this file. The writer publishes in this order, each store
+//! `Release`, and readers load in the reverse order, each load `Acquire`:
+//! 1. a slot is written, then its chunk's `filled` is stored: a reader that loads
+//!    `filled` may read every slot below it;
+//! 2. on eviction, `first` moves forward before the chunk list without the evicted
+//!    chunks is published: a reader that loaded a list missing a chunk, and then loads
+//!    `first`, sees a `first` past that chunk. So `Evicted { first }` always has
+//!    `first` above the revision asked for;
+//! 3. a new chunk is in the published list before `head` moves into it: a reader that
+//!    sees `head >= r` and then loads the list finds the chunk holding `r`, filled.
+//!
+//! `closed` is a `Release`/`Acquire` flag read by watches deciding between `Closed` and
 //! waiting.
 
 use crate::event::Record;
@@ -165,8 +172,8 @@ impl<T> Window<T> {
     /// The record at `revision`, reusing `cursor`'s chunk when it holds it.
     pub(crate) fn read<'c>(&self, revision: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
         if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(revision).is_none()) {
-            if let Err(first) = self.seek(revision, cursor) {
-                return first.map_or(Read::Pending, |first| Read::Evicted { first });
+            if let Err(miss) = self.seek(revision, cursor) {
+                return miss;
             }
         }
         match cursor.chunk.as_ref().and_then(|chunk| chunk.get(revision)) {
@@ -175,30 +182,38 @@ impl<T> Window<T> {
         }
     }
 
-    /// Points `cursor` at the chunk holding `revision`. On a miss, says why: `Some(first)`
-    /// when it was evicted (`first` is the oldest held), `None` when not appended yet.
-    fn seek(&self, revision: u64, cursor: &mut Cursor<T>) -> Result<(), Option<u64>> {
+    /// Points `cursor` at the chunk holding `revision`; on a miss, says why (`Pending` or
+    /// `Evicted`).
+    fn seek<'c>(&self, revision: u64, cursor: &mut Cursor<T>) -> Result<(), Read<'c, T>> {
         if revision > self.head() {
-            return Err(None);
+            return Err(Read::Pending);
         }
+        // Retention is logical: a seek never lands below `first`, even in a chunk that is
+        // still listed.
         let first = self.first();
         if revision < first {
-            return Err(Some(first));
+            return Err(Read::Evicted { first });
         }
+        // Loaded after `head` (rule 3): the chunk holding `revision` is in this list,
+        // unless it has been evicted since.
         let chunks = self.chunks.load();
-        let Some(oldest) = chunks.first() else { return Err(None) };
-        let Some(offset) = revision.checked_sub(oldest.first) else { return Err(Some(first)) };
-        let index = usize::try_from(offset).unwrap_or(usize::MAX) / CHUNK_LEN;
-        match chunks.get(index).filter(|chunk| chunk.get(revision).is_some()) {
-            Some(chunk) => {
-                cursor.chunk = Some(chunk.clone());
-                Ok(())
-            }
-            // `head` said it was appended, but the chunk list we loaded is older than
-            // that append, or newer than an eviction: re-read both.
-            None if revision < self.first() => Err(Some(self.first())),
-            None => Err(None),
+        let found = chunks.first().and_then(|oldest| {
+            let offset = revision.checked_sub(oldest.first)?;
+            let index = usize::try_from(offset).ok()? / CHUNK_LEN;
+            chunks.get(index).filter(|chunk| chunk.get(revision).is_some())
+        });
+        if let Some(chunk) = found {
+            cursor.chunk = Some(chunk.clone());
+            return Ok(());
         }
+        // Loaded after the list (rule 2): an eviction that removed the chunk shows here.
+        let first = self.first();
+        if revision < first {
+            return Err(Read::Evicted { first });
+        }
+        // Unreachable while the writer keeps rule 3; waiting is the safe answer if not.
+        debug_assert!(false, "revision {revision} was appended but its chunk is not listed");
+        Err(Read::Pending)
     }
 }
 
@@ -272,11 +287,11 @@ impl<T> WindowWriter<T> {
 
     /// The number of events currently replayable.
     pub(crate) fn len(&self) -> u64 {
-        self.window.head() + 1 - self.window.first()
+        (self.window.head() + 1).saturating_sub(self.window.first())
     }
 
     /// Appends `record`, whose revision must be `head + 1`, evicting what capacity
-    /// demands.
+    /// demands; publishes in the order the module docs give.
     pub(crate) fn append(&mut self, record: Record<T>) {
         let revision = record.revision;
         debug_assert_eq!(revision, self.window.head() + 1);
@@ -289,11 +304,11 @@ impl<T> WindowWriter<T> {
         let last = self.chunks.last().expect("a chunk was just ensured");
         // SAFETY: the dispatcher owns the only `WindowWriter`, and the chunk is not full.
         unsafe { last.push(record) };
-        self.window.head.store(revision, Ordering::Release);
         republish |= self.evict(revision, now);
         if republish {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
+        self.window.head.store(revision, Ordering::Release);
     }
 
     /// The last appended record, readable through its chunk even if a later append
@@ -306,9 +321,10 @@ impl<T> WindowWriter<T> {
         Appended { chunk, revision: self.window.head() }
     }
 
-    /// Moves `first` so that at most `capacity` events stay, growing the capacity instead
-    /// while the event to evict is younger than the policy's `keep`. Returns whether a
-    /// chunk was dropped.
+    /// Moves `first` so that at most `capacity` events stay (counting `head`, appended
+    /// but not yet published), growing the capacity instead while the event to evict is
+    /// younger than the policy's `keep`. Returns whether a chunk was dropped; the caller
+    /// republishes the list, after this has stored `first`.
     fn evict(&mut self, head: u64, now: Duration) -> bool {
         let mut first = self.window.first();
         while head + 1 - first > self.capacity as u64 {

@@ -14,7 +14,7 @@ async fn stream_yields_events_then_closed() {
     let producer = cacher.producer();
     let publisher = std::thread::spawn(move || {
         for value in 1..=200 {
-            producer.put(&format!("p{}", value % 13), pod("n", value)).unwrap();
+            producer.put(format!("p{}", value % 13), pod("n", value)).unwrap();
         }
     });
     let to_the_end = tokio::spawn(async move {

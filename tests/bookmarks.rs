@@ -50,7 +50,7 @@ fn a_bookmark_never_overtakes_buffered_events() {
     let mut watch = cacher.watch(WatchOptions::new().trigger("n").bookmarks(true).buffer(10)).unwrap();
     wait_until("the watch joined live dispatch", || cacher.stats().watchers_indexed == 1);
     for value in 1..=3 {
-        producer.put(&format!("p{value}"), pod("n", value)).unwrap();
+        producer.put(format!("p{value}"), pod("n", value)).unwrap();
     }
     settle(&cacher, 3);
     clock.advance(PERIOD);

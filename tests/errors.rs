@@ -4,7 +4,8 @@ mod common;
 use common::{settle, wait_until};
 use std::time::Duration;
 use watchcache::{
-    Cacher, ListError, ListOptions, ManualClock, PublishError, SlowWatcherPolicy, WatchError, WatchOptions,
+    Cacher, ListError, ListOptions, ManualClock, PublishError, RecvTimeoutError, SlowWatcherPolicy,
+    TryPublishError, TryRecvError, WatchError, WatchOptions,
 };
 
 #[test]
@@ -30,9 +31,9 @@ fn try_put_on_a_full_ring_returns_the_value() {
     producer.put("k", "fourth".into()).unwrap();
 
     let error = producer.try_put("k", "fifth".into()).unwrap_err();
-    assert_eq!(error.to_string(), "incoming ring is full; retry, or use put to wait");
-    assert_eq!(error, PublishError::Full("fifth".to_string()), "the rejected value comes back");
-    assert_eq!(producer.try_delete("k"), Err(PublishError::Full(())));
+    assert_eq!(error.to_string(), "incoming ring is full; retry, or use a waiting publish");
+    assert_eq!(error, TryPublishError::Full("fifth".to_string()), "the rejected value comes back");
+    assert_eq!(producer.try_delete("k"), Err(TryPublishError::Full(())));
     assert_eq!(cacher.stats().incoming_high_water, 2);
 
     // Dropping the stalled watch releases the dispatcher at once; nothing was lost.
@@ -65,8 +66,12 @@ fn messages_are_lowercase_without_a_trailing_period() {
         WatchError::NotReady { retry_after: std::time::Duration::from_millis(250) }.to_string(),
         WatchError::Closed.to_string(),
         ListError::TooNew { requested: 9, current: 3 }.to_string(),
-        PublishError::Closed(()).to_string(),
-        PublishError::Full(()).to_string(),
+        PublishError(()).to_string(),
+        TryPublishError::Full(()).to_string(),
+        TryPublishError::Closed(()).to_string(),
+        TryRecvError::Empty.to_string(),
+        TryRecvError::Ended(WatchError::Closed).to_string(),
+        RecvTimeoutError::Timeout.to_string(),
     ];
     for message in messages {
         assert!(message.chars().next().is_some_and(char::is_lowercase), "{message}");

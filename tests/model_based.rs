@@ -21,6 +21,8 @@ enum StartSpec {
     Latest,
     /// This many revisions back.
     Back(u64),
+    /// This many revisions ahead: a revision the cacher has not reached yet.
+    Ahead(u64),
     Snapshot,
 }
 
@@ -60,8 +62,12 @@ fn filter_spec() -> impl Strategy<Value = FilterSpec> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let start =
-        prop_oneof![Just(StartSpec::Latest), (0..6u64).prop_map(StartSpec::Back), Just(StartSpec::Snapshot)];
+    let start = prop_oneof![
+        Just(StartSpec::Latest),
+        (0..6u64).prop_map(StartSpec::Back),
+        (1..4u64).prop_map(StartSpec::Ahead),
+        Just(StartSpec::Snapshot)
+    ];
     prop_oneof![
         6 => (0..KEYS.len(), 0..NODES.len(), 0..100u32).prop_map(|(key, node, value)| Op::Put { key, node, value }),
         2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
@@ -101,6 +107,10 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                         let revision = model.revision().saturating_sub(back);
                         (Start::Revision(revision), Some(revision))
                     }
+                    StartSpec::Ahead(ahead) => {
+                        let revision = model.revision() + ahead;
+                        (Start::Revision(revision), Some(revision))
+                    }
                     StartSpec::Snapshot => (Start::Snapshot, None),
                 };
                 let mut options =
@@ -123,9 +133,8 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
             Op::Drain { watch, n } => {
                 if let Some(tracked) = watches.get_mut(watch) {
                     for _ in 0..n {
-                        match tracked.watch.try_next() {
-                            Some(item) => tracked.record(item),
-                            None => break,
+                        if !tracked.try_take() {
+                            break;
                         }
                     }
                     tracked.check(&model, false);
@@ -164,7 +173,7 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
             let item = next(&mut tracked.watch);
             tracked.record(item);
         }
-        assert_eq!(tracked.watch.try_next(), None, "nothing after the end");
+        assert!(!tracked.try_take(), "nothing after the end");
         tracked.check(&model, true);
     }
 }

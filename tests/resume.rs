@@ -9,7 +9,7 @@ fn filled(window: usize, changes: u32) -> Cacher<u32> {
     let cacher = Cacher::builder().window_capacity(window).build();
     let producer = cacher.producer();
     for value in 1..=changes {
-        producer.put(&format!("k{}", value % 3), value).unwrap();
+        producer.put(format!("k{}", value % 3), value).unwrap();
     }
     settle(&cacher, changes as u64);
     cacher
@@ -53,7 +53,7 @@ fn a_reader_that_falls_out_of_the_window_expires() {
     let last = events.last().map_or(1, |event| event.revision());
     assert!(events.iter().zip(2..).all(|(event, revision)| event.revision() == revision));
     assert_eq!(error, WatchError::Expired { requested: last, oldest: 1001 - 300 });
-    assert_eq!(watch.try_next(), None, "nothing after the end");
+    assert_eq!(ended(&mut watch), Some(error), "the end repeats");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn future_revision_is_waited_for() {
     let cacher: Cacher<u32> = Cacher::builder().build();
     let producer = cacher.producer();
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(3))).unwrap();
-    assert_eq!(watch.try_next(), None, "nothing before the revision is reached");
+    assert!(nothing_yet(&mut watch), "nothing before the revision is reached");
     for value in 1..=5 {
         producer.put("k", value).unwrap();
     }
@@ -78,11 +78,11 @@ fn future_revision_not_reached_in_time_is_too_new() {
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(10))).unwrap();
     let indexed: Cacher<u32> = Cacher::builder().trigger(|_: &u32| Some("x")).clock(clock.clone()).build();
     let mut indexed_too = indexed.watch(WatchOptions::new().trigger("x").start(Start::Revision(10))).unwrap();
-    assert_eq!(watch.try_next(), None);
+    assert!(nothing_yet(&mut watch));
     clock.advance(Duration::from_secs(3));
     assert_eq!(next(&mut watch), Err(WatchError::TooNew { requested: 10, current: 1 }));
     assert_eq!(next(&mut indexed_too), Err(WatchError::TooNew { requested: 10, current: 0 }));
-    assert_eq!(watch.try_next(), None);
+    assert_eq!(ended(&mut watch), Some(WatchError::TooNew { requested: 10, current: 1 }));
 }
 
 #[test]

@@ -21,3 +21,15 @@ fn handles_are_thread_safe() {
     send::<WatchError>();
     sync::<WatchError>();
 }
+
+fn sendable_future<F: std::future::Future + Send>(_: F) {}
+
+#[test]
+fn async_publishes_can_be_spawned() {
+    let cacher: Cacher<u32> = Cacher::builder().build();
+    let producer = cacher.producer();
+    // Not awaited: only their type is checked (a multi-threaded runtime's `spawn`
+    // needs `Send` futures).
+    sendable_future(producer.put_async("k", 1));
+    sendable_future(producer.delete_async("k"));
+}

@@ -8,7 +8,7 @@ use watchcache::{Cacher, ManualClock, SlowWatcherPolicy, Start, WatchError, Watc
 fn publish(cacher: &Cacher<Pod>, node: &str, values: std::ops::RangeInclusive<u32>) {
     let producer = cacher.producer();
     for value in values {
-        producer.put(&format!("pod-{value}"), pod(node, value)).unwrap();
+        producer.put(format!("pod-{value}"), pod(node, value)).unwrap();
     }
 }
 
@@ -30,7 +30,7 @@ fn park_catches_up_from_the_window_and_rejoins() {
 
     // The consumer drains its buffer, then the window, then rejoins: no gap, no repeat.
     assert_eq!(values(&take(&mut slow, 20)), (1..=20).collect::<Vec<_>>());
-    assert_eq!(slow.try_next(), None, "caught up: it asks to rejoin");
+    assert!(nothing_yet(&mut slow), "caught up: it asks to rejoin");
     wait_until("the watcher rejoined", || {
         let stats = cacher.stats();
         (stats.watchers_parked, stats.watchers_indexed) == (0, 2)
@@ -65,7 +65,7 @@ fn terminate_with_an_empty_budget_delivers_the_buffer_then_too_slow() {
     assert_eq!(values(&take(&mut healthy, 5)), [1, 2, 3, 4, 5]);
     assert_eq!(values(&take(&mut slow, 2)), [1, 2]);
     assert_eq!(next(&mut slow), Err(WatchError::TooSlow { resume_from: 2 }));
-    assert_eq!(slow.try_next(), None);
+    assert_eq!(ended(&mut slow), Some(WatchError::TooSlow { resume_from: 2 }));
     assert_eq!(cacher.stats().terminations, 1);
 
     let mut resumed = cacher.watch(WatchOptions::new().trigger("n").start(Start::Revision(2))).unwrap();
@@ -87,7 +87,7 @@ fn terminate_waits_out_of_the_budget_for_a_consumer_that_drains() {
     let producer = cacher.producer();
     let publisher = std::thread::spawn(move || {
         for value in 1..=3 {
-            producer.put(&format!("pod-{value}"), pod("n", value)).unwrap();
+            producer.put(format!("pod-{value}"), pod("n", value)).unwrap();
         }
     });
     wait_until("the dispatcher blocks on the full buffer", || cacher.stats().watchers_blocked > 0);
@@ -96,18 +96,46 @@ fn terminate_waits_out_of_the_budget_for_a_consumer_that_drains() {
     assert_eq!(cacher.stats().terminations, 0);
 }
 
+fn unindexed_terminate(window: usize) -> Cacher<Pod> {
+    Cacher::builder().slow_watcher_policy(SlowWatcherPolicy::Terminate).window_capacity(window).build()
+}
+
 #[test]
-fn unindexed_watcher_under_terminate_is_bounded_by_its_buffer() {
-    let cacher: Cacher<Pod> =
-        Cacher::builder().slow_watcher_policy(SlowWatcherPolicy::Terminate).window_capacity(1000).build();
+fn unindexed_watch_that_never_reads_is_held_to_its_buffer_from_the_start() {
+    let cacher = unindexed_terminate(1000);
     let mut watch = cacher.watch(WatchOptions::new().buffer(4)).unwrap();
-    assert_eq!(watch.try_next(), None, "caught up: its lag now counts");
     publish(&cacher, "n", 1..=10);
     settle(&cacher, 10);
     let (events, error) = drain(&mut watch);
     assert_eq!(values(&events), [1, 2, 3, 4]);
     assert_eq!(error, WatchError::TooSlow { resume_from: 4 });
     assert_eq!(cacher.stats().terminations, 1);
+}
+
+#[test]
+fn unindexed_watch_that_has_read_is_held_to_the_same_rule() {
+    let cacher = unindexed_terminate(1000);
+    let mut watch = cacher.watch(WatchOptions::new().buffer(4)).unwrap();
+    assert!(nothing_yet(&mut watch));
+    publish(&cacher, "n", 1..=10);
+    settle(&cacher, 10);
+    let (events, error) = drain(&mut watch);
+    assert_eq!((values(&events), error), (vec![1, 2, 3, 4], WatchError::TooSlow { resume_from: 4 }));
+}
+
+#[test]
+fn unindexed_watch_from_a_revision_counts_only_what_arrives_after_it_started() {
+    let cacher = unindexed_terminate(1000);
+    publish(&cacher, "n", 1..=50);
+    settle(&cacher, 50);
+    let mut watch = cacher.watch(WatchOptions::new().buffer(4).start(Start::Revision(0))).unwrap();
+    publish(&cacher, "n", 51..=60);
+    settle(&cacher, 60);
+    let (events, error) = drain(&mut watch);
+    assert_eq!(values(&events), (1..=54).collect::<Vec<_>>(), "history, then four live events");
+    assert_eq!(error, WatchError::TooSlow { resume_from: 54 });
+    let mut resumed = cacher.watch(WatchOptions::new().start(Start::Revision(54))).unwrap();
+    assert_eq!(values(&take(&mut resumed, 6)), (55..=60).collect::<Vec<_>>(), "resuming loses nothing");
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn list_at_least_waits_for_the_revision() {
         std::thread::spawn(move || cacher.list(ListOptions::new().at(At::AtLeast(3))).unwrap())
     };
     for value in 0..3 {
-        producer.put(&format!("k{value}"), value).unwrap();
+        producer.put(format!("k{value}"), value).unwrap();
     }
     let (items, revision) = lister.join().unwrap();
     assert!(revision >= 3);
@@ -78,7 +78,7 @@ fn stats_report_the_state() {
     let producer = cacher.producer();
     let _watch = cacher.watch(WatchOptions::new()).unwrap();
     for value in 0..5 {
-        producer.put(&format!("k{value}"), value).unwrap();
+        producer.put(format!("k{value}"), value).unwrap();
     }
     settle(&cacher, 5);
     let stats = cacher.stats();

@@ -87,10 +87,10 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                 for _ in 0..per_producer {
                     let key = format!("{}/{}", ["a", "b"][rng.below(2) as usize], rng.below(50));
                     if rng.below(5) == 0 {
-                        producer.delete(&key).unwrap();
+                        producer.delete(key).unwrap();
                     } else {
                         let node = NODES[rng.below(NODES.len() as u64) as usize].to_string();
-                        producer.put(&key, Obj { node, value: rng.below(1000) as u32 }).unwrap();
+                        producer.put(key, Obj { node, value: rng.below(1000) as u32 }).unwrap();
                     }
                 }
             })
@@ -117,9 +117,8 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                             continue;
                         }
                         for _ in 0..rng.below(32) {
-                            match tracked.watch.try_next() {
-                                Some(item) => tracked.record(item),
-                                None => break,
+                            if !tracked.try_take() {
+                                break;
                             }
                         }
                         let restart = match &tracked.end {

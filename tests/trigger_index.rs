@@ -16,7 +16,7 @@ fn indexed_watches_get_only_their_trigger_value() {
     let mut everything = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
     wait_until("all joined live dispatch", || cacher.stats().watchers_indexed == 4);
     for value in 0..40u32 {
-        producer.put(&format!("pod-{value}"), pod(nodes[value as usize % 4], value)).unwrap();
+        producer.put(format!("pod-{value}"), pod(nodes[value as usize % 4], value)).unwrap();
     }
     for (index, watch) in watches.iter_mut().enumerate() {
         let events = take(watch, 10);
@@ -39,13 +39,16 @@ fn dropped_indexed_watch_leaves_the_index() {
     producer.put("a", pod("n", 1)).unwrap();
     next(&mut keep).unwrap();
     drop(gone);
-    // `b` may be fanned out in the dispatcher pass that sees the drop; `c` is published
-    // after `b` was delivered, so it is applied in a later pass, after the removal.
+    // The stop is queued before `b` is published, so the dispatcher handles it at the
+    // latest between `b`'s batch and the next one. `settle` waits for `b`'s batch to end;
+    // `c` then lands in a later batch, and the counters published with `c`'s state (the
+    // `settle` after it) count the watchers indexed after the stop.
     producer.put("b", pod("n", 2)).unwrap();
-    next(&mut keep).unwrap();
+    settle(&cacher, 2);
     producer.put("c", pod("n", 3)).unwrap();
-    next(&mut keep).unwrap();
+    settle(&cacher, 3);
     assert_eq!(cacher.stats().watchers_indexed, 1, "removed between events");
+    assert_eq!(summaries(&take(&mut keep, 2)), [("added", "b".into(), 2), ("added", "c".into(), 3)]);
 }
 
 #[test]

@@ -159,7 +159,7 @@ pub fn publish_and_join<T: Send + Sync + 'static>(
 ) -> Duration {
     let start = Instant::now();
     for (key, object) in workload {
-        producer.put(&key, object).unwrap_or_else(|_| panic!("the cacher stopped"));
+        producer.put(key, object).unwrap_or_else(|_| panic!("the cacher stopped"));
     }
     join_all(tasks);
     start.elapsed()

@@ -12,21 +12,26 @@
 //! push to every candidate, then the slow-watcher policy for those whose buffer was full
 //! (see [`SlowWatcherPolicy`]). A watcher parked or terminated mid-fan-out leaves the
 //! index only after the event's fan-out (a deferred stop).
+//!
+//! A pushed watcher that starts after a revision not applied yet waits in `awaiting`
+//! and joins live dispatch at the end of the batch that reaches its revision, so that
+//! nothing at or below that revision is ever pushed to it.
 
 pub(crate) mod bookmarks;
 pub(crate) mod budget;
 pub(crate) mod index;
 pub(crate) mod watcher;
 
-use crate::cacher::{Change, Control, Shared};
 use crate::event::{Event, Record};
 use crate::notify::thread_waker;
 use crate::options::SlowWatcherPolicy;
 use crate::ready::Readiness;
-use crate::ring::PushError;
+use crate::ring::Receiver;
+use crate::shared::{Change, Control, Shared};
 use crate::stats::Counters;
 use crate::store::StoreWriter;
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::Ordering;
+use crate::sync::counter::AtomicU64;
 use crate::sync::{park_timeout, thread, Arc};
 use crate::window::WindowWriter;
 use bookmarks::Bookmarks;
@@ -41,12 +46,16 @@ const BATCH: usize = 256;
 
 pub(crate) struct Dispatcher<T> {
     shared: Arc<Shared<T>>,
+    /// The incoming ring's one consumer.
+    incoming: Receiver<Change<T>>,
     window: WindowWriter<T>,
     store: StoreWriter<T>,
     index: Index<T>,
     budget: Budget,
     bookmarks: Bookmarks<T>,
-    /// Watches from a future revision, with the clock time their wait ends.
+    /// Watches from a revision not applied yet, with the clock time their wait ends.
+    /// Each leaves when the revision is applied (a pushed one then joins live dispatch)
+    /// or when its wait times out.
     awaiting: Vec<(Duration, Arc<WatcherShared<T>>)>,
     /// Watchers pushed to in this batch, each listed once and woken at its end.
     touched: Vec<Arc<WatcherShared<T>>>,
@@ -62,6 +71,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// `built_at` is the clock time of `build()`: the budget starts filling from then.
     pub(crate) fn new(
         shared: Arc<Shared<T>>,
+        incoming: Receiver<Change<T>>,
         window: WindowWriter<T>,
         store: StoreWriter<T>,
         built_at: Duration,
@@ -71,6 +81,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             budget: Budget::new(config.budget_refill_per_second, config.budget_max, built_at),
             bookmarks: Bookmarks::new(config.bookmark_period),
             shared,
+            incoming,
             window,
             store,
             index: Index::new(),
@@ -95,7 +106,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 self.end_batch(now);
             }
             self.fire_timers(now);
-            if self.shared.incoming.is_closed() && self.shared.incoming.len() == 0 {
+            if self.incoming.is_closed() && self.incoming.len() == 0 {
                 return self.finish();
             }
             if applied == 0 {
@@ -107,9 +118,8 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     fn drain_batch(&mut self, now: Duration) -> usize {
         let mut applied = 0;
         while applied < BATCH {
-            // SAFETY: the dispatcher is the incoming ring's only consumer.
-            let Some(change) = (unsafe { self.shared.incoming.pop() }) else {
-                if self.shared.incoming.is_closed() && self.shared.incoming.len() > 0 {
+            let Some(change) = self.incoming.pop() else {
+                if self.incoming.is_closed() && self.incoming.len() > 0 {
                     // A producer claimed a slot before the close and is still writing it.
                     thread::yield_now();
                     continue;
@@ -155,26 +165,19 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         let prev = record.prev.as_deref().and_then(|object| trigger(object));
         let policy = self.shared.config.policy;
         for watcher in self.index.candidates(new, prev) {
-            if watcher.is_dropped() || watcher.phase.load() != Phase::Live {
+            if watcher.is_dropped() || watcher.phase() != Phase::Live {
                 continue;
             }
             let Some(event) = watcher.filter.event(&record) else { continue };
-            let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
-            match buffer.push(event) {
+            match watcher.offer(event) {
                 Ok(()) => list_for_wake(&mut self.touched, watcher),
-                Err(PushError::Full(event)) => match policy {
+                Err(event) => match policy {
                     SlowWatcherPolicy::Park => {
-                        // Counters first: the phase store publishes them to the consumer.
-                        Counters::add(&self.shared.counters.parks);
-                        self.shared.counters.watchers_parked.fetch_add(1, Ordering::Relaxed);
-                        watcher.phase.store(Phase::Parked(record.revision - 1));
-                        watcher.consumer.wake();
+                        watcher.park(record.revision - 1, &self.shared.counters);
                         self.leaving.push(watcher.clone());
                     }
                     SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), event)),
                 },
-                // Watcher buffers are never closed.
-                Err(PushError::Closed(_)) => {}
             }
         }
         if !self.blocked.is_empty() {
@@ -196,9 +199,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if self.push_within(&watcher, event, started + budget) {
                 list_for_wake(&mut self.touched, &watcher);
             } else {
-                Counters::add(&counters.terminations);
-                watcher.phase.store(Phase::Terminated(revision - 1));
-                watcher.consumer.wake();
+                watcher.terminate(revision - 1, counters);
                 self.leaving.push(watcher);
             }
             budget = budget.saturating_sub(started.elapsed());
@@ -209,12 +210,11 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// Pushes `event` to `watcher`, waiting for room until `deadline`. Returns false if
     /// the deadline passed first; a watcher dropped meanwhile needs nothing more (true).
     fn push_within(&self, watcher: &WatcherShared<T>, mut event: Event<T>, deadline: Instant) -> bool {
-        let buffer = watcher.buffer.as_ref().expect("indexed watchers have a buffer");
         watcher.consumer.wake();
         loop {
-            match buffer.push(event) {
+            match watcher.offer(event) {
                 Ok(()) => return true,
-                Err(PushError::Full(rejected) | PushError::Closed(rejected)) => event = rejected,
+                Err(rejected) => event = rejected,
             }
             let now = Instant::now();
             if now >= deadline {
@@ -224,7 +224,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if watcher.is_dropped() {
                 return true;
             }
-            if buffer.len() < buffer.capacity() {
+            if watcher.has_room() {
                 continue;
             }
             park_timeout(deadline - now);
@@ -246,20 +246,29 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             watcher.wake_listed.store(false, Ordering::Relaxed);
             watcher.consumer.wake();
         }
-        let revision = self.revision;
-        self.awaiting.retain(|(_, watcher)| watcher.awaits > revision && !watcher.is_dropped());
+        let (revision, index) = (self.revision, &mut self.index);
+        self.awaiting.retain(|(_, watcher)| {
+            if watcher.is_dropped() {
+                return false;
+            }
+            if watcher.awaits > revision {
+                return true;
+            }
+            if watcher.is_pushed() {
+                watcher.join(revision);
+                index.insert(watcher.clone());
+            }
+            false
+        });
     }
 
     fn handle_control(&mut self) {
+        let counters = &self.shared.counters;
         for control in self.shared.take_control() {
             match control {
                 Control::Start(watcher) => {
                     if watcher.is_dropped() {
                         continue;
-                    }
-                    if watcher.buffer.is_some() {
-                        watcher.join(self.revision);
-                        self.index.insert(watcher.clone());
                     }
                     if watcher.bookmarks {
                         self.bookmarks.schedule(watcher.clone(), watcher.started_at);
@@ -267,24 +276,23 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                     if watcher.awaits > self.revision {
                         let deadline = watcher.started_at + self.shared.config.future_wait;
                         self.awaiting.push((deadline, watcher));
+                    } else if watcher.is_pushed() {
+                        watcher.join(self.revision);
+                        self.index.insert(watcher);
                     }
                 }
                 Control::Rejoin(watcher) => {
-                    self.shared.counters.watchers_parked.fetch_sub(1, Ordering::Relaxed);
-                    if !watcher.is_dropped() {
-                        watcher.join(self.revision);
+                    if watcher.rejoin(self.revision, counters) {
                         self.index.insert(watcher);
                     }
                 }
                 Control::Stop(watcher) => {
                     self.index.remove(&watcher);
-                    if matches!(watcher.phase.load(), Phase::Parked(_)) {
-                        self.shared.counters.watchers_parked.fetch_sub(1, Ordering::Relaxed);
-                    }
+                    watcher.stop(counters);
                 }
             }
         }
-        Counters::set(&self.shared.counters.watchers_indexed, self.index.len());
+        Counters::set(&counters.watchers_indexed, self.index.len());
     }
 
     fn fire_timers(&mut self, now: Duration) {
@@ -311,7 +319,10 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     fn idle(&self) {
         let shared = &self.shared;
         shared.dispatcher.arm(&self.waker);
-        if shared.incoming.len() > 0 || shared.has_control() || shared.incoming.is_closed() {
+        // `has_ready`, not `len() > 0`: a producer that has claimed a slot but not
+        // written it yet wakes the dispatcher when it has, so sleeping is right; looping
+        // would spin on it.
+        if self.incoming.has_ready() || shared.has_control() || self.incoming.is_closed() {
             return;
         }
         match self.next_due() {

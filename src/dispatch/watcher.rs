@@ -4,7 +4,7 @@
 //! An *indexed* watcher (one that asked for a trigger value) gets its events pushed by
 //! the dispatcher into a bounded buffer. Every other watcher *pulls*: it reads the window
 //! through its own cursor and applies its filter on its own thread, so the dispatcher's
-//! work per event does not grow with them (DESIGN.md §7).
+//! work per event does not grow with the number of unindexed watchers.
 //!
 //! A pushed watcher moves through [`Phase`]s:
 //!
@@ -17,12 +17,20 @@
 //!
 //! The consumer replays `(position, N]` from the window itself, then reads its buffer,
 //! skipping anything at or below the revision it has already yielded; so joining never
-//! holds up the dispatcher, and no event is seen twice or missed.
+//! holds up the dispatcher, and no event is seen twice or missed. A watch that starts
+//! after a revision `r` the cacher has not reached yet is joined only once the dispatcher
+//! has applied `r` (so `N >= r`): everything it is ever pushed is then an event it owes.
+//!
+//! Every phase change, and the counters that follow it, happens in one method here:
+//! [`WatcherShared::join`], [`WatcherShared::park`], [`WatcherShared::terminate`] and
+//! [`WatcherShared::rejoin`] on the dispatcher's side, [`WatcherShared::ask_to_rejoin`]
+//! on the consumer's, [`WatcherShared::stop`] when the dispatcher takes it out.
 
 use crate::event::Event;
 use crate::notify::Parker;
 use crate::options::Filter;
-use crate::ring::Ring;
+use crate::ring::{PushError, Sender};
+use crate::stats::Counters;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::Arc;
 
@@ -81,12 +89,12 @@ impl PhaseCell {
     }
 
     /// The dispatcher's transitions.
-    pub(crate) fn store(&self, phase: Phase) {
+    fn store(&self, phase: Phase) {
         self.0.store(Self::pack(phase), Ordering::Release);
     }
 
     /// The consumer's transition `from` → `to`; fails if the phase moved meanwhile.
-    pub(crate) fn transition(&self, from: Phase, to: Phase) -> bool {
+    fn transition(&self, from: Phase, to: Phase) -> bool {
         self.0.compare_exchange(Self::pack(from), Self::pack(to), Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 }
@@ -94,14 +102,15 @@ impl PhaseCell {
 /// Everything a watch and the dispatcher share about one watcher.
 pub(crate) struct WatcherShared<T> {
     pub(crate) filter: Filter<T>,
-    /// Events pushed by the dispatcher, popped by the watch; `None` for pulling watchers.
-    pub(crate) buffer: Option<Ring<Event<T>>>,
+    /// Events pushed by the dispatcher, popped by the watch (which holds the receiving
+    /// half); `None` for pulling watchers.
+    buffer: Option<Sender<Event<T>>>,
     /// The most events the watcher may fall behind (its buffer size, also for pullers).
     pub(crate) buffer_len: usize,
-    pub(crate) phase: PhaseCell,
+    phase: PhaseCell,
     /// The revision the dispatcher joined this watcher at: events after it are pushed.
     /// Written by the dispatcher before it stores `Live` (which publishes it).
-    pub(crate) joined_at: AtomicU64,
+    joined_at: AtomicU64,
     /// Wakes the consumer: pushes, phase changes, bookmarks, deadlines.
     pub(crate) consumer: Arc<Parker>,
     /// Wakes the dispatcher while it waits for room in `buffer` (Terminate policy).
@@ -112,7 +121,8 @@ pub(crate) struct WatcherShared<T> {
     bookmark_due: AtomicU64,
     /// Whether the consumer asked for periodic bookmarks.
     pub(crate) bookmarks: bool,
-    /// A watch from a future revision: the revision it waits for (0: none).
+    /// A watch from a future revision: the revision it waits for (0: none). The
+    /// dispatcher joins a pushed watcher only once it has applied this revision.
     pub(crate) awaits: u64,
     /// The clock time of the `watch` call. Timers (the first bookmark, the end of the
     /// wait for `awaits`) count from it, not from when the dispatcher first sees the
@@ -127,20 +137,22 @@ pub(crate) struct WatcherShared<T> {
     pub(crate) wake_listed: AtomicBool,
     /// Set by the consumer when the watch is dropped; the dispatcher stops offering and
     /// removes the watcher between events (a deferred stop).
-    pub(crate) dropped: AtomicBool,
+    dropped: AtomicBool,
 }
 
 impl<T> WatcherShared<T> {
+    /// A watcher; `buffer` is the sending half of its pushed buffer, for an indexed watch
+    /// (the watch holds the receiving half).
     pub(crate) fn new(
         filter: Filter<T>,
-        pushed: bool,
+        buffer: Option<Sender<Event<T>>>,
         buffer_len: usize,
         bookmarks: bool,
         (awaits, started_at): (u64, std::time::Duration),
     ) -> Self {
         Self {
             filter,
-            buffer: pushed.then(|| Ring::new(buffer_len)),
+            buffer,
             buffer_len,
             phase: PhaseCell::new(),
             joined_at: AtomicU64::new(0),
@@ -156,20 +168,90 @@ impl<T> WatcherShared<T> {
         }
     }
 
+    /// Whether the dispatcher pushes events to this watcher (it asked for a trigger value).
+    pub(crate) fn is_pushed(&self) -> bool {
+        self.buffer.is_some()
+    }
+
     pub(crate) fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)
     }
 
-    /// The dispatcher adds the watcher to live dispatch after `revision`.
+    /// The consumer is done with the watcher; returns whether this call marked it (the
+    /// first call does). `AcqRel`: the dispatcher that sees the mark stops offering.
+    pub(crate) fn mark_dropped(&self) -> bool {
+        !self.dropped.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase.load()
+    }
+
+    /// The dispatcher offers `event` without waiting; `Err` gives it back when the buffer
+    /// is full.
+    pub(crate) fn offer(&self, event: Event<T>) -> Result<(), Event<T>> {
+        let buffer = self.buffer.as_ref().expect("only pushed watchers are offered events");
+        buffer.push(event).map_err(|(PushError::Full(event) | PushError::Closed(event))| event)
+    }
+
+    /// Whether the pushed buffer has room now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.buffer.as_ref().is_some_and(|buffer| buffer.len() < buffer.capacity())
+    }
+
+    /// The dispatcher adds the watcher to live dispatch after `revision` (Joining → Live).
     pub(crate) fn join(&self, revision: u64) {
         self.joined_at.store(revision, Ordering::Relaxed);
         self.phase.store(Phase::Live);
         self.consumer.wake();
     }
 
-    /// Readable after observing `Live` or a later phase through [`PhaseCell::load`].
+    /// Readable after observing `Live` or a later phase through [`Self::phase`].
     pub(crate) fn joined_at(&self) -> u64 {
         self.joined_at.load(Ordering::Relaxed)
+    }
+
+    /// The dispatcher takes the watcher out of live dispatch: every matching event up to
+    /// `delivered` was pushed (Live → Parked).
+    pub(crate) fn park(&self, delivered: u64, counters: &Counters) {
+        // Counters first: the phase store publishes them to the consumer.
+        counters.parked();
+        self.phase.store(Phase::Parked(delivered));
+        self.consumer.wake();
+    }
+
+    /// The dispatcher ends the watcher: every matching event up to `delivered` was pushed
+    /// (Live → Terminated).
+    pub(crate) fn terminate(&self, delivered: u64, counters: &Counters) {
+        counters.terminated();
+        self.phase.store(Phase::Terminated(delivered));
+        self.consumer.wake();
+    }
+
+    /// The consumer of a parked watcher has caught up from the window and asks to come
+    /// back (Parked → Joining); false if the phase is no longer the one it saw.
+    pub(crate) fn ask_to_rejoin(&self, parked: Phase) -> bool {
+        debug_assert!(matches!(parked, Phase::Parked(_)));
+        self.phase.transition(parked, Phase::Joining)
+    }
+
+    /// The dispatcher handles a rejoin request at `revision`: the watcher is no longer
+    /// parked, and joins live dispatch unless it was dropped meanwhile. Returns whether it
+    /// joined (the caller then indexes it).
+    pub(crate) fn rejoin(&self, revision: u64, counters: &Counters) -> bool {
+        counters.unparked();
+        if self.is_dropped() {
+            return false;
+        }
+        self.join(revision);
+        true
+    }
+
+    /// The dispatcher takes the watcher out for good (after the consumer dropped it).
+    pub(crate) fn stop(&self, counters: &Counters) {
+        if matches!(self.phase(), Phase::Parked(_)) {
+            counters.unparked();
+        }
     }
 
     /// The dispatcher marks a bookmark due at `revision`.
@@ -189,7 +271,9 @@ impl<T> WatcherShared<T> {
         self.bookmark_due.compare_exchange(revision + 1, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
-    /// The dispatcher ends the wait for a future revision at `current`.
+    /// The dispatcher ends the wait for a future revision at `current`. `Release`, and
+    /// stored before the dispatcher applies anything newer: a consumer that sees the
+    /// window reach the awaited revision also sees a time-out that came first.
     pub(crate) fn time_out(&self, current: u64) {
         self.too_new.store(current + 1, Ordering::Release);
         self.consumer.wake();
@@ -204,8 +288,8 @@ impl<T> WatcherShared<T> {
 impl<T> std::fmt::Debug for WatcherShared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WatcherShared")
-            .field("pushed", &self.buffer.is_some())
-            .field("phase", &self.phase.load())
+            .field("pushed", &self.is_pushed())
+            .field("phase", &self.phase())
             .field("dropped", &self.is_dropped())
             .finish_non_exhaustive()
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use watchcache::{At, Cacher, Event, ListOptions, Watch, WatchError};
+use watchcache::{At, Cacher, Event, ListOptions, RecvTimeoutError, TryRecvError, Watch, WatchError};
 
 /// A pod-like object: a trigger value (`node`) and a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +24,27 @@ pub fn indexed() -> watchcache::CacherBuilder<Pod> {
 /// Long enough that a waiting test never hits it unless something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The next item, blocking up to `PATIENCE`; panics if none arrives.
+/// The next event, or the reason the watch ended, blocking up to `PATIENCE`; panics if
+/// nothing arrives.
 pub fn next<T>(watch: &mut Watch<T>) -> Result<Event<T>, WatchError> {
-    watch.next_timeout(PATIENCE).expect("the watch produced nothing in time")
+    match watch.recv_timeout(PATIENCE) {
+        Ok(event) => Ok(event),
+        Err(RecvTimeoutError::Ended(reason)) => Err(reason),
+        Err(RecvTimeoutError::Timeout) => panic!("the watch produced nothing in time"),
+    }
+}
+
+/// Whether the watch has nothing ready now (and has not ended).
+pub fn nothing_yet<T>(watch: &mut Watch<T>) -> bool {
+    matches!(watch.try_recv(), Err(TryRecvError::Empty))
+}
+
+/// The reason the watch ended, if it has, without waiting.
+pub fn ended<T>(watch: &mut Watch<T>) -> Option<WatchError> {
+    match watch.try_recv() {
+        Err(TryRecvError::Ended(reason)) => Some(reason),
+        _ => None,
+    }
 }
 
 /// The next `n` events; panics on an error item.

@@ -6,7 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use watchcache::{Event, Watch, WatchError};
+use watchcache::{Event, TryRecvError, Watch, WatchError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Obj {
@@ -83,9 +83,12 @@ impl Model {
             .collect()
     }
 
-    /// Every event a watch with `filter` must see after `revision`, in order.
+    /// Every event a watch with `filter` must see after `revision`, in order; none yet
+    /// for a revision not reached.
     pub fn events_after(&self, revision: u64, filter: &FilterSpec) -> Vec<Seen> {
-        self.log[revision as usize..]
+        self.log
+            .get(revision as usize..)
+            .unwrap_or_default()
             .iter()
             .filter(|change| change.key.starts_with(filter.prefix))
             .filter_map(|change| {
@@ -127,6 +130,25 @@ impl Tracked {
             initial: Vec::new(),
             end: None,
         }
+    }
+
+    /// Takes one item if one is ready; false when nothing is ready or the watch has
+    /// already ended.
+    pub fn try_take(&mut self) -> bool {
+        if self.end.is_some() {
+            assert_eq!(
+                self.watch.try_recv().err(),
+                self.end.clone().map(TryRecvError::Ended),
+                "the end repeats"
+            );
+            return false;
+        }
+        match self.watch.try_recv() {
+            Ok(event) => self.record(Ok(event)),
+            Err(TryRecvError::Ended(reason)) => self.record(Err(reason)),
+            Err(TryRecvError::Empty) => return false,
+        }
+        true
     }
 
     pub fn record(&mut self, item: Result<Event<Obj>, WatchError>) {

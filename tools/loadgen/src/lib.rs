@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use watchcache::{Cacher, SlowWatcherPolicy, Start, WatchError, WatchOptions};
+use watchcache::{Cacher, RecvTimeoutError, SlowWatcherPolicy, Start, WatchError, WatchOptions};
 
 /// The slow-watcher policy, as a flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -266,7 +266,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
                         intended_nanos: intended.as_nanos() as u64,
                         _bytes: vec![0; config.object_size].into_boxed_slice(),
                     };
-                    if producer.put(&format!("obj/{id}/{key}"), payload).is_err() {
+                    if producer.put(format!("obj/{id}/{key}"), payload).is_err() {
                         return sent;
                     }
                     per_node[node as usize].fetch_add(1, Ordering::Relaxed);
@@ -375,9 +375,9 @@ fn spawn_watcher(
                     last_stall = Instant::now();
                 }
             }
-            let resume = match watch.next_timeout(Duration::from_millis(100)) {
-                None => continue,
-                Some(Ok(event)) => {
+            let resume = match watch.recv_timeout(Duration::from_millis(100)) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(event) => {
                     if let Some(payload) = event.object() {
                         let now = start.elapsed().as_nanos() as u64;
                         let micros = now.saturating_sub(payload.intended_nanos) / 1000;
@@ -386,12 +386,12 @@ fn spawn_watcher(
                     }
                     continue;
                 }
-                Some(Err(WatchError::TooSlow { resume_from })) => resume_from,
-                Some(Err(WatchError::Expired { oldest, .. })) => {
+                Err(RecvTimeoutError::Ended(WatchError::TooSlow { resume_from })) => resume_from,
+                Err(RecvTimeoutError::Ended(WatchError::Expired { oldest, .. })) => {
                     consumed.expiries += 1;
                     oldest
                 }
-                Some(Err(_)) => return consumed,
+                Err(_) => return consumed,
             };
             match cacher.watch(options(Start::Revision(resume))) {
                 Ok(next) => watch = next,

@@ -1,0 +1,158 @@
+//! The hand-off between the dispatcher and a watch, modelled whole: the real dispatcher
+//! on one loom thread, a real [`Watch`] on another, the model's main thread publishing
+//! and shutting down; each model checks the watch's stream against what it must be.
+//!
+//! These models run a thousand-odd atomic operations per execution, so CI explores them
+//! with one preemption (`LOOM_MAX_PREEMPTIONS=1`), where each takes seconds; two take
+//! tens of minutes. One preemption is enough to find every loss they were written for
+//! (the note on each says which), and loom's exploration is exhaustive within it.
+
+use crate::clock::ManualClock;
+use crate::error::WatchError;
+use crate::event::Event;
+use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
+use crate::ready::Readiness;
+use crate::ring::PushError;
+use crate::shared::{Change, Shared};
+use crate::sync::thread;
+use crate::watch::Watch;
+use crate::Cacher;
+use std::time::Duration;
+
+/// What a consumer saw: data events as (revision, is a bookmark), then the end.
+type Seen = (Vec<(u64, bool)>, WatchError);
+
+/// Runs one cacher: the dispatcher and one consumer on loom threads. The watch starts
+/// first; changes `1..=early` are in the incoming ring before the threads start, and the
+/// main thread publishes the rest up to `puts` while they run (every object on trigger
+/// value "n"), calling `between` after each change, then shuts down. Returns what the
+/// consumer saw.
+///
+/// Publishing the early changes before the threads start keeps the model to the
+/// dispatcher/consumer hand-off: the producer side is the ring's, modelled above, and
+/// every concurrent publish multiplies the interleavings.
+fn hand_off(
+    policy: SlowWatcherPolicy,
+    options: WatchOptions<u64>,
+    (early, puts): (u64, u64),
+    between: impl Fn(&ManualClock, u64),
+) -> Seen {
+    let clock = ManualClock::new();
+    let builder = Cacher::builder()
+        .trigger(|_: &u64| Some("n"))
+        .slow_watcher_policy(policy)
+        .bookmark_period(Duration::from_secs(1))
+        .clock(clock.clone());
+    let (shared, dispatcher) = builder.assemble(Readiness::Ready);
+    let watch = Watch::start(shared.clone(), options).expect("a valid watch");
+    let publish_and_tick = |value| {
+        publish(&shared, value);
+        between(&clock, value);
+    };
+    (1..=early).for_each(publish_and_tick);
+    let dispatcher = thread::spawn(dispatcher);
+    let consumer = thread::spawn(move || consume(watch));
+    (early + 1..=puts).for_each(publish_and_tick);
+    shared.close();
+    let seen = consumer.join().unwrap();
+    dispatcher.join().unwrap();
+    seen
+}
+
+/// Publishes without parking the main thread (so the dispatcher never unparks a thread
+/// that is joining, which loom rejects).
+fn publish(shared: &Shared<u64>, value: u64) {
+    let mut change =
+        Change::Put { key: std::sync::Arc::from(format!("k{value}")), object: std::sync::Arc::new(value) };
+    loop {
+        match shared.try_publish(change) {
+            Ok(()) => return,
+            Err(PushError::Full(rejected)) => {
+                change = rejected;
+                thread::yield_now();
+            }
+            Err(PushError::Closed(_)) => unreachable!("closed only after publishing"),
+        }
+    }
+}
+
+fn consume(mut watch: Watch<u64>) -> Seen {
+    let mut seen = Vec::new();
+    loop {
+        match watch.recv() {
+            Ok(event) => seen.push((event.revision(), matches!(event, Event::Bookmark { .. }))),
+            Err(end) => return (seen, end),
+        }
+    }
+}
+
+fn revisions(seen: &[(u64, bool)]) -> Vec<u64> {
+    seen.iter().filter(|(_, bookmark)| !bookmark).map(|(revision, _)| *revision).collect()
+}
+
+/// An indexed watch after a revision the cacher has not reached: joined only once it is
+/// reached, so the event right after it is never pushed and then thrown away. On the old
+/// code (joined at once; the consumer emptied its buffer while waiting) this model finds
+/// the lost event.
+#[test]
+fn future_start_joins_once_its_revision_is_reached() {
+    loom::model(|| {
+        let options = WatchOptions::new().trigger("n").start(Start::Revision(1)).buffer(2);
+        let (seen, end) = hand_off(SlowWatcherPolicy::Park, options, (1, 2), |_, _| {});
+        assert_eq!((revisions(&seen), end), (vec![2], WatchError::Closed));
+    });
+}
+
+/// Joining → Live → Parked → Joining → Live under `Park`, with a one-event buffer: the
+/// consumer gets every event once, in order, whichever way the phases interleave.
+#[test]
+fn park_and_rejoin_lose_and_repeat_nothing() {
+    loom::model(|| {
+        let options = WatchOptions::new().trigger("n").start(Start::Revision(0)).buffer(1);
+        let (seen, end) = hand_off(SlowWatcherPolicy::Park, options, (2, 3), |_, _| {});
+        assert_eq!((revisions(&seen), end), (vec![1, 2, 3], WatchError::Closed));
+    });
+}
+
+/// Live → Terminated under `Terminate` with an empty budget: the consumer gets a gap-free
+/// prefix and a resume point that covers it exactly.
+#[test]
+fn termination_delivers_a_prefix_and_its_resume_point() {
+    loom::model(|| {
+        let options = WatchOptions::new().trigger("n").buffer(1);
+        let (seen, end) = hand_off(SlowWatcherPolicy::Terminate, options, (2, 3), |_, _| {});
+        let revisions = revisions(&seen);
+        match end {
+            WatchError::Closed => assert_eq!(revisions, [1, 2, 3]),
+            WatchError::TooSlow { resume_from } => {
+                assert_eq!(revisions, (1..=resume_from).collect::<Vec<_>>());
+            }
+            other => panic!("unexpected end {other:?}"),
+        }
+    });
+}
+
+/// Bookmarks beside the buffer: a bookmark at `r` says every event up to `r` was
+/// delivered, so no event after it has a revision at or below `r`, and it never runs
+/// ahead of the events before it.
+#[test]
+fn bookmarks_never_overtake_buffered_events() {
+    loom::model(|| {
+        let options = WatchOptions::new().trigger("n").buffer(1).bookmarks(true);
+        let (seen, end) = hand_off(SlowWatcherPolicy::Park, options, (1, 2), |clock, value| {
+            if value == 1 {
+                clock.advance(Duration::from_secs(1));
+            }
+        });
+        assert_eq!((revisions(&seen), end), (vec![1, 2], WatchError::Closed));
+        let mut delivered = 0;
+        for (revision, bookmark) in seen {
+            if bookmark {
+                assert!(revision >= delivered, "a bookmark at {revision} before event {delivered}");
+            } else {
+                assert!(revision > delivered, "event {revision} after a bookmark at {delivered}");
+            }
+            delivered = revision;
+        }
+    });
+}
