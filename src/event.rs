@@ -115,6 +115,120 @@ impl<T: PartialEq> PartialEq for Event<T> {
 
 impl<T: Eq> Eq for Event<T> {}
 
+/// An event borrowed from the cacher, as [`Watch::visit`](crate::Watch::visit) and its
+/// siblings pass it: the same kinds and fields as [`Event`], by reference, so reading
+/// it touches no reference count (the cost that dominates fan-out to many watchers).
+/// [`EventRef::to_owned`] (or cloning a field's `Arc`) keeps what outlives the visit.
+#[derive(Debug)]
+pub enum EventRef<'a, T> {
+    /// See [`Event::Added`].
+    Added {
+        /// The object's key.
+        key: &'a Arc<str>,
+        /// The object after the change.
+        object: &'a Arc<T>,
+        /// The change's revision.
+        revision: u64,
+    },
+    /// See [`Event::Modified`].
+    Modified {
+        /// The object's key.
+        key: &'a Arc<str>,
+        /// The object after the change.
+        object: &'a Arc<T>,
+        /// The change's revision.
+        revision: u64,
+    },
+    /// See [`Event::Deleted`].
+    Deleted {
+        /// The object's key.
+        key: &'a Arc<str>,
+        /// The object's last state that matched.
+        object: &'a Arc<T>,
+        /// The change's revision.
+        revision: u64,
+    },
+    /// See [`Event::Bookmark`].
+    Bookmark {
+        /// The revision the watcher is complete up to.
+        revision: u64,
+        /// Marks the end of a `Start::Snapshot` watch's initial events.
+        initial_events_end: bool,
+    },
+}
+
+impl<T> Clone for EventRef<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for EventRef<'_, T> {}
+
+impl<'a, T> EventRef<'a, T> {
+    /// The revision this event reflects.
+    pub fn revision(&self) -> u64 {
+        match self {
+            Self::Added { revision, .. }
+            | Self::Modified { revision, .. }
+            | Self::Deleted { revision, .. }
+            | Self::Bookmark { revision, .. } => *revision,
+        }
+    }
+
+    /// The object's key; `None` for a bookmark.
+    pub fn key(&self) -> Option<&'a Arc<str>> {
+        match *self {
+            Self::Added { key, .. } | Self::Modified { key, .. } | Self::Deleted { key, .. } => Some(key),
+            Self::Bookmark { .. } => None,
+        }
+    }
+
+    /// The object; `None` for a bookmark.
+    pub fn object(&self) -> Option<&'a Arc<T>> {
+        match *self {
+            Self::Added { object, .. } | Self::Modified { object, .. } | Self::Deleted { object, .. } => {
+                Some(object)
+            }
+            Self::Bookmark { .. } => None,
+        }
+    }
+
+    /// The owned event: clones the key's and the object's `Arc`, never a `T`.
+    pub fn to_owned(self) -> Event<T> {
+        match self {
+            Self::Added { key, object, revision } => {
+                Event::Added { key: key.clone(), object: object.clone(), revision }
+            }
+            Self::Modified { key, object, revision } => {
+                Event::Modified { key: key.clone(), object: object.clone(), revision }
+            }
+            Self::Deleted { key, object, revision } => {
+                Event::Deleted { key: key.clone(), object: object.clone(), revision }
+            }
+            Self::Bookmark { revision, initial_events_end } => {
+                Event::Bookmark { revision, initial_events_end }
+            }
+        }
+    }
+}
+
+impl<T> Event<T> {
+    /// The event, borrowed.
+    pub fn as_ref(&self) -> EventRef<'_, T> {
+        match self {
+            Self::Added { key, object, revision } => EventRef::Added { key, object, revision: *revision },
+            Self::Modified { key, object, revision } => {
+                EventRef::Modified { key, object, revision: *revision }
+            }
+            Self::Deleted { key, object, revision } => EventRef::Deleted { key, object, revision: *revision },
+            Self::Bookmark { revision, initial_events_end } => {
+                EventRef::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
+            }
+        }
+    }
+}
+
 /// One applied change, as the window keeps it: shared by every watcher that reads it.
 #[derive(Debug)]
 pub(crate) struct Record<T> {
@@ -132,14 +246,21 @@ impl<T> Record<T> {
     /// The event a watcher sees, given which of the new and previous objects match its
     /// filter: the new only → `Added`; both → `Modified`; the previous only → `Deleted`
     /// (with the previous object); neither → nothing.
-    pub(crate) fn event_for(&self, matches: impl Fn(&T) -> bool) -> Option<Event<T>> {
-        let new = self.object.as_ref().filter(|object| matches(object));
-        let prev = self.prev.as_ref().filter(|object| matches(object));
-        let (key, revision) = (self.key.clone(), self.revision);
+    pub(crate) fn event_for(&self, matches: impl Fn(&T) -> bool) -> Option<EventRef<'_, T>> {
+        let new_matches = self.object.as_deref().is_some_and(&matches);
+        let prev_matches = self.prev.as_deref().is_some_and(&matches);
+        self.transition(new_matches, prev_matches)
+    }
+
+    /// [`Self::event_for`], given whether the new and the previous object match.
+    pub(crate) fn transition(&self, new_matches: bool, prev_matches: bool) -> Option<EventRef<'_, T>> {
+        let new = self.object.as_ref().filter(|_| new_matches);
+        let prev = self.prev.as_ref().filter(|_| prev_matches);
+        let (key, revision) = (&self.key, self.revision);
         match (new, prev) {
-            (Some(object), None) => Some(Event::Added { key, object: object.clone(), revision }),
-            (Some(object), Some(_)) => Some(Event::Modified { key, object: object.clone(), revision }),
-            (None, Some(object)) => Some(Event::Deleted { key, object: object.clone(), revision }),
+            (Some(object), None) => Some(EventRef::Added { key, object, revision }),
+            (Some(object), Some(_)) => Some(EventRef::Modified { key, object, revision }),
+            (None, Some(object)) => Some(EventRef::Deleted { key, object, revision }),
             (None, None) => None,
         }
     }

@@ -102,7 +102,7 @@ mod window;
 pub use cacher::{Cacher, CacherBuilder, Loader, Producer};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ListError, PublishError, RecvTimeoutError, TryPublishError, TryRecvError, WatchError};
-pub use event::Event;
+pub use event::{Event, EventRef};
 pub use options::{At, ListOptions, SlowWatcherPolicy, Start, WatchOptions};
 pub use ready::Readiness;
 pub use stats::Stats;

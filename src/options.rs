@@ -1,6 +1,6 @@
 //! What a watch or a list asks for, and the filter both apply.
 
-use crate::event::{Event, Record};
+use crate::event::{EventRef, Record};
 use std::fmt;
 use std::sync::Arc;
 
@@ -84,7 +84,11 @@ impl<T> Filter<T> {
 
     pub(crate) fn matches_object(&self, object: &T) -> bool {
         self.trigger.as_ref().is_none_or(|(value, trigger)| trigger(object) == Some(&**value))
-            && self.predicate.as_ref().is_none_or(|predicate| predicate(object))
+            && self.passes_predicate(object)
+    }
+
+    fn passes_predicate(&self, object: &T) -> bool {
+        self.predicate.as_ref().is_none_or(|predicate| predicate(object))
     }
 
     pub(crate) fn matches(&self, key: &str, object: &T) -> bool {
@@ -92,11 +96,29 @@ impl<T> Filter<T> {
     }
 
     /// What a watcher with this filter sees of `record`.
-    pub(crate) fn event(&self, record: &Record<T>) -> Option<Event<T>> {
+    pub(crate) fn event<'r>(&self, record: &'r Record<T>) -> Option<EventRef<'r, T>> {
         if !self.matches_key(&record.key) {
             return None;
         }
         record.event_for(|object| self.matches_object(object))
+    }
+
+    /// [`Self::event`] for a watcher the trigger index selected, given the trigger values
+    /// of the record's new and previous objects, which the dispatcher computed once for
+    /// every candidate: the trigger function is not called again per watcher.
+    pub(crate) fn indexed_event<'r>(
+        &self,
+        record: &'r Record<T>,
+        (new_value, prev_value): (Option<&str>, Option<&str>),
+    ) -> Option<EventRef<'r, T>> {
+        if !self.matches_key(&record.key) {
+            return None;
+        }
+        let wanted = self.trigger_value();
+        let passes = |object: &T| self.passes_predicate(object);
+        let new_matches = new_value == wanted && record.object.as_deref().is_some_and(passes);
+        let prev_matches = prev_value == wanted && record.prev.as_deref().is_some_and(passes);
+        record.transition(new_matches, prev_matches)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::dispatch::watcher::{Phase, WatcherShared};
 use crate::error::{RecvTimeoutError, TryRecvError, WatchError};
-use crate::event::Event;
+use crate::event::{Event, EventRef};
 use crate::notify::thread_waker;
 use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
 use crate::ring::{self, Receiver};
@@ -31,8 +31,9 @@ struct Initial<T> {
 }
 
 /// What one step of the consumer found.
-enum Step<T> {
-    Yield(Event<T>),
+enum Step {
+    /// This many events (at least one) were passed to the visitor.
+    Visited(usize),
     End(WatchError),
     /// Nothing now; `on_window` says the wake-up will come from the window growing
     /// (rather than from the dispatcher pushing or changing this watcher's phase).
@@ -40,6 +41,9 @@ enum Step<T> {
         on_window: bool,
     },
 }
+
+/// The visitor a step passes events to.
+type Visit<'v, T> = dyn FnMut(EventRef<'_, T>) + 'v;
 
 /// A stream of events for one watcher.
 ///
@@ -63,7 +67,12 @@ enum Step<T> {
 ///   being the last item (then `None`);
 /// - threads: blocking iteration (`for item in &mut watch`) with the same items, or
 ///   [`Watch::recv`], [`Watch::recv_timeout`] and [`Watch::try_recv`] (never blocks),
-///   which say apart "nothing yet" and "ended" and repeat the end's reason once ended.
+///   which say apart "nothing yet" and "ended" and repeat the end's reason once ended;
+/// - in batches: [`Watch::visit`] (and `try_visit`, `visit_async`) pass every ready
+///   event to a closure, borrowed where it lies, cloning nothing; [`Watch::recv_many`]
+///   moves owned events into a `Vec`. Batches are the fast path: one wake-up and one
+///   pass for many events, and no reference-count traffic on lines every consumer
+///   shares.
 pub struct Watch<T> {
     watcher: Arc<WatcherShared<T>>,
     /// The receiving half of the pushed buffer; `None` for a pulling (unindexed) watch.
@@ -83,6 +92,9 @@ pub struct Watch<T> {
     cutoff: Option<u64>,
     /// How the watch ended, once it has.
     end: Option<WatchError>,
+    /// The end has been reported (by any receive method): the stream and the iterators
+    /// yield `None` from now on.
+    end_reported: bool,
     /// The waker for blocking use, for the thread that made it.
     blocking: Option<(thread::ThreadId, Waker)>,
 }
@@ -146,6 +158,7 @@ impl<T: Send + Sync + 'static> Watch<T> {
             awaiting: awaits > 0,
             cutoff: None,
             end: None,
+            end_reported: false,
             blocking: None,
         })
     }
@@ -158,9 +171,8 @@ impl<T> Watch<T> {
     /// [`TryRecvError::Empty`] when nothing is ready yet, [`TryRecvError::Ended`] with
     /// the reason once the watch has ended (on this call and every later one).
     pub fn try_recv(&mut self) -> Result<Event<T>, TryRecvError> {
-        match self.poll_item(None) {
-            Poll::Ready(Some(Ok(event))) => Ok(event),
-            Poll::Ready(_) => Err(TryRecvError::Ended(self.end_reason())),
+        match self.poll_one(None) {
+            Poll::Ready(result) => result.map_err(TryRecvError::Ended),
             Poll::Pending => Err(TryRecvError::Empty),
         }
     }
@@ -172,10 +184,9 @@ impl<T> Watch<T> {
     /// [`RecvTimeoutError::Ended`] with the reason once the watch has ended (on this call
     /// and every later one).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Event<T>, RecvTimeoutError> {
-        match self.next_blocking(Some(timeout)) {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(_)) => Err(RecvTimeoutError::Ended(self.end_reason())),
-            None if self.end.is_some() => Err(RecvTimeoutError::Ended(self.end_reason())),
+        let deadline = Instant::now() + timeout;
+        match self.block_on(Some(deadline), |watch, waker| watch.poll_one(waker)) {
+            Some(result) => result.map_err(RecvTimeoutError::Ended),
             None => Err(RecvTimeoutError::Timeout),
         }
     }
@@ -185,10 +196,79 @@ impl<T> Watch<T> {
     /// # Errors
     /// The reason the watch ended (on this call and every later one).
     pub fn recv(&mut self) -> Result<Event<T>, WatchError> {
-        match self.next_blocking(None) {
-            Some(Ok(event)) => Ok(event),
-            _ => Err(self.end_reason()),
+        self.block_on(None, |watch, waker| watch.poll_one(waker)).expect("no deadline")
+    }
+
+    /// Moves up to `limit` ready events into `buffer`, waiting for at least one; returns
+    /// how many it moved (0 only for a `limit` of 0). The batch form of [`Watch::recv`],
+    /// as tokio's `mpsc::Receiver::recv_many`: one wake-up and one pass over the window
+    /// for many events.
+    ///
+    /// # Errors
+    /// The reason the watch ended, once every event before the end has been moved.
+    pub fn recv_many(&mut self, buffer: &mut Vec<Event<T>>, limit: usize) -> Result<usize, WatchError> {
+        self.visit(limit, |event| buffer.push(event.to_owned()))
+    }
+
+    /// Calls `visit` for up to `limit` ready events, in order, borrowing each from the
+    /// cacher (nothing is cloned, no reference count is touched); waits for at least one.
+    /// Returns how many it visited (0 only for a `limit` of 0).
+    ///
+    /// This is the cheapest way to consume a watch: the window's records are read in
+    /// place, as LMAX's batch event handlers read the ring. [`EventRef::to_owned`] keeps
+    /// an event past the call.
+    ///
+    /// ```
+    /// use watchcache::{Cacher, Start, WatchOptions};
+    ///
+    /// let cacher: Cacher<u64> = Cacher::builder().build();
+    /// let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
+    /// let producer = cacher.producer();
+    /// (1..=3).for_each(|value| producer.put(format!("k{value}"), value).unwrap());
+    ///
+    /// let mut sum = 0;
+    /// while sum < 6 {
+    ///     watch.visit(64, |event| sum += **event.object().unwrap()).unwrap();
+    /// }
+    /// assert_eq!(sum, 6);
+    /// ```
+    ///
+    /// # Errors
+    /// The reason the watch ended, once every event before the end has been visited.
+    pub fn visit(
+        &mut self,
+        limit: usize,
+        mut visit: impl FnMut(EventRef<'_, T>),
+    ) -> Result<usize, WatchError> {
+        self.block_on(None, |watch, waker| watch.poll_visit(waker, limit, &mut visit)).expect("no deadline")
+    }
+
+    /// [`Watch::visit`] without waiting: visits what is ready now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] when nothing is ready, [`TryRecvError::Ended`] with the
+    /// reason once the watch has ended and every event before the end was visited.
+    pub fn try_visit(
+        &mut self,
+        limit: usize,
+        mut visit: impl FnMut(EventRef<'_, T>),
+    ) -> Result<usize, TryRecvError> {
+        match self.poll_visit(None, limit, &mut visit) {
+            Poll::Ready(result) => result.map_err(TryRecvError::Ended),
+            Poll::Pending => Err(TryRecvError::Empty),
         }
+    }
+
+    /// [`Watch::visit`] in async code: waits without blocking the thread.
+    ///
+    /// # Errors
+    /// The reason the watch ended, once every event before the end has been visited.
+    pub async fn visit_async(
+        &mut self,
+        limit: usize,
+        mut visit: impl FnMut(EventRef<'_, T>),
+    ) -> Result<usize, WatchError> {
+        std::future::poll_fn(|cx| self.poll_visit(Some(cx.waker()), limit, &mut visit)).await
     }
 
     /// How many revisions this watch is behind the cacher's latest.
@@ -196,18 +276,36 @@ impl<T> Watch<T> {
         self.cacher.window.head().saturating_sub(self.position)
     }
 
-    fn end_reason(&self) -> WatchError {
-        self.end.clone().expect("the watch has ended")
+    /// One owned event, or the end.
+    fn poll_one(&mut self, waker: Option<&Waker>) -> Poll<Result<Event<T>, WatchError>> {
+        let mut received = None;
+        match self.poll_visit(waker, 1, &mut |event| received = Some(event.to_owned())) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(received.expect("one event was visited"))),
+            Poll::Ready(Err(end)) => Poll::Ready(Err(end)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
-    /// The next item, blocking up to `timeout`; `None` when it passed, or after the end.
-    fn next_blocking(&mut self, timeout: Option<Duration>) -> Option<Item<T>> {
-        // A consumer that keeps up mostly finds an item waiting: take it without touching
-        // the clock or the thread's waker, which cost more than the read itself.
-        if let Poll::Ready(item) = self.poll_item(None) {
-            return item;
+    /// The next stream or iterator item: an event, then the end once, then `None`.
+    fn poll_item(&mut self, waker: Option<&Waker>) -> Poll<Option<Item<T>>> {
+        if self.end_reported {
+            return Poll::Ready(None);
         }
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        self.poll_one(waker).map(Some)
+    }
+
+    /// Runs `poll` on this thread until it is ready, parking in between; `None` if
+    /// `deadline` passed first.
+    fn block_on<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut poll: impl FnMut(&mut Self, Option<&Waker>) -> Poll<R>,
+    ) -> Option<R> {
+        // A consumer that keeps up mostly finds an event waiting: take it without touching
+        // the clock or the thread's waker, which cost more than the read itself.
+        if let Poll::Ready(ready) = poll(self, None) {
+            return Some(ready);
+        }
         let current = thread::current().id();
         let waker = match &self.blocking {
             Some((thread, waker)) if *thread == current => waker.clone(),
@@ -218,8 +316,8 @@ impl<T> Watch<T> {
             }
         };
         loop {
-            if let Poll::Ready(item) = self.poll_item(Some(&waker)) {
-                return item;
+            if let Poll::Ready(ready) = poll(self, Some(&waker)) {
+                return Some(ready);
             }
             match deadline {
                 None => thread::park(),
@@ -234,26 +332,40 @@ impl<T> Watch<T> {
         }
     }
 
-    /// One attempt to produce an item; `Ready(None)` after the end item. With a waker,
-    /// arms the wake-up before the last re-check, so `Pending` always has a wake-up
-    /// coming: from the source the last step named, which may differ from the one armed
-    /// first (a phase change between two steps moves a watch between waiting for a push
-    /// and waiting for the window).
-    fn poll_item(&mut self, waker: Option<&Waker>) -> Poll<Option<Item<T>>> {
-        if self.end.is_some() {
-            return Poll::Ready(None);
+    /// The core every receive method is built on: visits up to `limit` ready events.
+    /// `Ready(Ok(n))` after visiting `n >= 1` (or for a `limit` of 0); `Ready(Err(end))`
+    /// once the watch has ended and everything before the end was visited, on every call
+    /// from then on. With a waker, arms the wake-up before the last re-check, so
+    /// `Pending` always has a wake-up coming: from the source the last step named, which
+    /// may differ from the one armed first (a phase change between two steps moves a watch
+    /// between waiting for a push and waiting for the window).
+    fn poll_visit(
+        &mut self,
+        waker: Option<&Waker>,
+        limit: usize,
+        visit: &mut Visit<'_, T>,
+    ) -> Poll<Result<usize, WatchError>> {
+        if let Some(end) = &self.end {
+            self.end_reported = true;
+            return Poll::Ready(Err(end.clone()));
         }
+        let mut visited = 0;
         // What is armed so far: nothing, the watcher's own parker (pushes and phase
         // changes), or the window's wait list too (which arms the same parker).
         let mut armed: Option<bool> = None;
-        loop {
-            match self.step() {
-                Step::Yield(event) => return Poll::Ready(Some(Ok(event))),
-                Step::End(error) => {
-                    self.end = Some(error.clone());
+        while visited < limit {
+            match self.step(limit - visited, visit) {
+                Step::Visited(count) => visited += count,
+                Step::End(end) => {
+                    self.end = Some(end.clone());
                     self.release();
-                    return Poll::Ready(Some(Err(error)));
+                    if visited == 0 {
+                        self.end_reported = true;
+                        return Poll::Ready(Err(end));
+                    }
+                    break;
                 }
+                Step::Idle { .. } if visited > 0 => break,
                 Step::Idle { on_window } => {
                     let covered = armed.is_some_and(|window_armed| window_armed || !on_window);
                     let Some(waker) = waker.filter(|_| !covered) else { return Poll::Pending };
@@ -266,17 +378,13 @@ impl<T> Watch<T> {
                 }
             }
         }
+        Poll::Ready(Ok(visited))
     }
 
-    fn step(&mut self) -> Step<T> {
-        if let Some(initial) = &mut self.initial {
-            return match next_initial(initial, &self.watcher) {
-                Some(event) => Step::Yield(event),
-                None => {
-                    self.initial = None;
-                    Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: true })
-                }
-            };
+    /// Visits up to `budget` (at least one) events, or says why it cannot.
+    fn step(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+        if self.initial.is_some() {
+            return self.step_initial(budget, visit);
         }
         if self.awaiting {
             if let Some(step) = self.step_awaiting() {
@@ -284,14 +392,39 @@ impl<T> Watch<T> {
             }
         }
         if self.buffer.is_some() {
-            self.step_indexed()
+            self.step_indexed(budget, visit)
         } else {
-            self.step_unindexed()
+            self.step_unindexed(budget, visit)
         }
     }
 
+    /// A snapshot start's initial events, then its `initial_events_end` bookmark.
+    fn step_initial(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+        let Some(initial) = &mut self.initial else { unreachable!("called with initial events") };
+        let snapshot = &initial.snapshot;
+        let filter = &self.watcher.filter;
+        let mut visited = 0;
+        let mut last = None;
+        for (key, object) in snapshot.range("", initial.last_key.as_deref()) {
+            if visited == budget {
+                break;
+            }
+            last = Some(key);
+            if filter.matches(key, object) {
+                visit(EventRef::Added { key, object, revision: snapshot.revision });
+                visited += 1;
+            }
+        }
+        if visited == budget {
+            initial.last_key = last.cloned();
+            return Step::Visited(visited);
+        }
+        self.initial = None;
+        visit(EventRef::Bookmark { revision: self.position, initial_events_end: true });
+        Step::Visited(visited + 1)
+    }
     /// Waiting for the start revision: `None` once the window has reached it.
-    fn step_awaiting(&mut self) -> Option<Step<T>> {
+    fn step_awaiting(&mut self) -> Option<Step> {
         let awaits = self.watcher.awaits;
         let window = &self.cacher.window;
         // Loaded in the order the dispatcher stores them backwards: a close seen here
@@ -309,7 +442,7 @@ impl<T> Watch<T> {
         None
     }
 
-    fn step_unindexed(&mut self) -> Step<T> {
+    fn step_unindexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
         if self.cacher.config.policy == SlowWatcherPolicy::Terminate && self.cutoff.is_none() {
             // Saturating: a reader may see a record through its chunk before the window's
             // `head` moves past it, so `position` can be ahead of the `head` it loads.
@@ -319,41 +452,47 @@ impl<T> Watch<T> {
                 self.cutoff = Some(base + buffer);
             }
         }
-        if let Some(step) = self.replay_step(self.cutoff.unwrap_or(u64::MAX)) {
+        if let Some(step) = self.replay_step(self.cutoff.unwrap_or(u64::MAX), budget, visit) {
             return step;
         }
         if let Some(resume_from) = self.cutoff.filter(|cutoff| self.position >= *cutoff) {
             self.cacher.counters.terminated();
             return Step::End(WatchError::TooSlow { resume_from });
         }
-        self.idle_on_window()
+        self.idle_on_window(visit)
     }
 
-    fn step_indexed(&mut self) -> Step<T> {
+    fn step_indexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
         loop {
             let phase = self.watcher.phase();
             match phase {
-                Phase::Joining => return self.replay_step(u64::MAX).unwrap_or_else(|| self.idle_on_window()),
+                Phase::Joining => {
+                    return self
+                        .replay_step(u64::MAX, budget, visit)
+                        .unwrap_or_else(|| self.idle_on_window(visit));
+                }
                 Phase::Live => {
-                    if let Some(step) = self.drain_joined().or_else(|| self.idle_live()) {
+                    if let Some(step) =
+                        self.drain_joined(budget, visit).or_else(|| self.idle_live(budget, visit))
+                    {
                         return step;
                     }
                 }
                 Phase::Terminated(resume_from) => {
-                    return self.drain_joined().unwrap_or_else(|| {
+                    return self.drain_joined(budget, visit).unwrap_or_else(|| {
                         Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.position) })
                     });
                 }
                 Phase::Parked(delivered) => {
-                    if let Some(step) = self.drain_joined() {
+                    if let Some(step) = self.drain_joined(budget, visit) {
                         return step;
                     }
                     self.position = self.position.max(delivered);
-                    if let Some(step) = self.replay_step(u64::MAX) {
+                    if let Some(step) = self.replay_step(u64::MAX, budget, visit) {
                         return step;
                     }
                     if self.cacher.window.is_closed() {
-                        return self.idle_on_window();
+                        return self.idle_on_window(visit);
                     }
                     if self.watcher.ask_to_rejoin(phase) {
                         self.cacher.send(Control::Rejoin(self.watcher.clone()));
@@ -365,23 +504,24 @@ impl<T> Watch<T> {
 
     /// After a join: what the window holds up to the join revision, then the buffer;
     /// `None` when both are exhausted.
-    fn drain_joined(&mut self) -> Option<Step<T>> {
+    fn drain_joined(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
         let joined_at = self.watcher.joined_at();
-        self.replay_step(joined_at).or_else(|| self.pop().map(Step::Yield))
+        self.replay_step(joined_at, budget, visit).or_else(|| self.pop_step(budget, visit))
     }
 
-    /// [`Self::replay`] as a step: `None` when caught up with the window or the limit.
-    fn replay_step(&mut self, limit: u64) -> Option<Step<T>> {
-        match self.replay(limit) {
-            Ok(Some(event)) => Some(Step::Yield(event)),
-            Ok(None) => None,
+    /// [`Self::replay`] as a step: `None` when caught up with the window or the limit
+    /// before visiting anything.
+    fn replay_step(&mut self, limit: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+        match self.replay(limit, budget, visit) {
+            Ok(0) => None,
+            Ok(visited) => Some(Step::Visited(visited)),
             Err(error) => Some(Step::End(error)),
         }
     }
 
     /// Caught up in live dispatch: a due bookmark, the end after shutdown, or wait for a
     /// push; `None` when the phase moved on meanwhile (the caller looks again).
-    fn idle_live(&mut self) -> Option<Step<T>> {
+    fn idle_live(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
         let due = self.watcher.due_bookmark();
         let closed = self.cacher.window.is_closed();
         // A bookmark or the close says every event up to it was pushed, but only to a
@@ -391,12 +531,13 @@ impl<T> Watch<T> {
             return None;
         }
         // Pushes made before the bookmark or the close are visible now: look once more.
-        if let Some(event) = self.pop() {
-            return Some(Step::Yield(event));
+        if let Some(step) = self.pop_step(budget, visit) {
+            return Some(step);
         }
         if let Some(due) = due.filter(|due| self.watcher.take_bookmark(*due)) {
             self.position = self.position.max(due);
-            return Some(Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false }));
+            visit(EventRef::Bookmark { revision: self.position, initial_events_end: false });
+            return Some(Step::Visited(1));
         }
         if closed {
             self.position = self.position.max(self.cacher.window.head());
@@ -407,10 +548,11 @@ impl<T> Watch<T> {
 
     /// Caught up with the window: a due bookmark, the end after shutdown, or wait for the
     /// window to grow.
-    fn idle_on_window(&mut self) -> Step<T> {
+    fn idle_on_window(&mut self, visit: &mut Visit<'_, T>) -> Step {
         let window = &self.cacher.window;
         if self.watcher.due_bookmark().is_some_and(|due| self.watcher.take_bookmark(due)) {
-            return Step::Yield(Event::Bookmark { revision: self.position, initial_events_end: false });
+            visit(EventRef::Bookmark { revision: self.position, initial_events_end: false });
+            return Step::Visited(1);
         }
         if window.is_closed() && self.position >= window.head() {
             return Step::End(WatchError::Closed);
@@ -418,40 +560,50 @@ impl<T> Watch<T> {
         Step::Idle { on_window: true }
     }
 
-    /// Reads the window after `position` up to `limit`, skipping events that do not
-    /// match; `Ok(None)` when caught up with the window or the limit.
-    fn replay(&mut self, limit: u64) -> Result<Option<Event<T>>, WatchError> {
+    /// Visits the window's matching events after `position` up to revision `limit`, at
+    /// most `budget` of them, borrowing each record where it lies. Stops early, with what
+    /// it visited, at the window's head; fails with `Expired` only when it visited
+    /// nothing (a later call reports it).
+    fn replay(&mut self, limit: u64, budget: usize, visit: &mut Visit<'_, T>) -> Result<usize, WatchError> {
         let window = &self.cacher.window;
-        while self.position < limit {
+        let filter = &self.watcher.filter;
+        let mut visited = 0;
+        while self.position < limit && visited < budget {
             match window.read(self.position + 1, &mut self.cursor) {
                 Read::Record(record) => {
                     self.position = record.revision;
-                    if let Some(event) = self.watcher.filter.event(record) {
-                        return Ok(Some(event));
+                    if let Some(event) = filter.event(record) {
+                        visit(event);
+                        visited += 1;
                     }
                 }
-                Read::Pending => return Ok(None),
+                Read::Pending => break,
+                Read::Evicted { .. } if visited > 0 => break,
                 Read::Evicted { first } => {
                     return Err(WatchError::Expired { requested: self.position, oldest: first - 1 });
                 }
             }
         }
-        Ok(None)
+        Ok(visited)
     }
 
-    /// The next pushed event not yet yielded (older ones were replayed from the window).
-    fn pop(&mut self) -> Option<Event<T>> {
+    /// Visits up to `budget` pushed events not yet yielded (older ones were replayed
+    /// from the window); `None` when the buffer holds none.
+    fn pop_step(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
         let buffer = self.buffer.as_mut()?;
-        loop {
-            let event = buffer.pop()?;
+        let mut visited = 0;
+        while visited < budget {
+            let Some(event) = buffer.pop() else { break };
             if self.cacher.config.policy == SlowWatcherPolicy::Terminate {
                 self.watcher.room.wake();
             }
             if event.revision() > self.position {
                 self.position = event.revision();
-                return Some(event);
+                visit(event.as_ref());
+                visited += 1;
             }
         }
+        (visited > 0).then_some(Step::Visited(visited))
     }
 
     /// Leaves live dispatch and the counts; idempotent.
@@ -467,17 +619,6 @@ impl<T> Watch<T> {
             self.cacher.counters.watchers_unindexed.fetch_sub(1, Ordering::Relaxed);
         }
     }
-}
-
-/// The next matching object of a snapshot start, as an `Added` event.
-fn next_initial<T>(initial: &mut Initial<T>, watcher: &WatcherShared<T>) -> Option<Event<T>> {
-    let snapshot = &initial.snapshot;
-    let (key, object) = snapshot
-        .range("", initial.last_key.as_deref())
-        .find(|(key, object)| watcher.filter.matches(key, object))
-        .map(|(key, object)| (key.clone(), object.clone()))?;
-    initial.last_key = Some(key.clone());
-    Some(Event::Added { key, object, revision: snapshot.revision })
 }
 
 impl<T> Drop for Watch<T> {
@@ -506,7 +647,7 @@ impl<T> futures_core::Stream for Watch<T> {
 
 impl<T> futures_core::FusedStream for Watch<T> {
     fn is_terminated(&self) -> bool {
-        self.end.is_some()
+        self.end_reported
     }
 }
 
@@ -518,7 +659,7 @@ impl<T> Iterator for IntoIter<T> {
     type Item = Item<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_blocking(None)
+        self.0.block_on(None, |watch, waker| watch.poll_item(waker)).expect("no deadline")
     }
 }
 
@@ -539,7 +680,7 @@ impl<T> Iterator for Iter<'_, T> {
     type Item = Item<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_blocking(None)
+        self.0.block_on(None, |watch, waker| watch.poll_item(waker)).expect("no deadline")
     }
 }
 

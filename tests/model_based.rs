@@ -46,6 +46,11 @@ enum Op {
         watch: usize,
         n: usize,
     },
+    /// The same in one batch (`try_visit`).
+    DrainBatch {
+        watch: usize,
+        n: usize,
+    },
     Drop {
         watch: usize,
     },
@@ -73,6 +78,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
         2 => (filter_spec(), start, 1..4usize).prop_map(|(filter, start, buffer)| Op::Watch { filter, start, buffer }),
         3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Op::Drain { watch, n }),
+        2 => (0..8usize, 1..8usize).prop_map(|(watch, n)| Op::DrainBatch { watch, n }),
         1 => (0..8usize).prop_map(|watch| Op::Drop { watch }),
     ]
 }
@@ -137,6 +143,12 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                             break;
                         }
                     }
+                    tracked.check(&model, false);
+                }
+            }
+            Op::DrainBatch { watch, n } => {
+                if let Some(tracked) = watches.get_mut(watch) {
+                    tracked.try_take_batch(n);
                     tracked.check(&model, false);
                 }
             }

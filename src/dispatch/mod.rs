@@ -168,8 +168,8 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if watcher.is_dropped() || watcher.phase() != Phase::Live {
                 continue;
             }
-            let Some(event) = watcher.filter.event(&record) else { continue };
-            match watcher.offer(event) {
+            let Some(event) = watcher.filter.indexed_event(&record, (new, prev)) else { continue };
+            match watcher.offer(event.to_owned()) {
                 Ok(()) => list_for_wake(&mut self.touched, watcher),
                 Err(event) => match policy {
                     SlowWatcherPolicy::Park => {

@@ -151,6 +151,28 @@ impl Tracked {
         true
     }
 
+    /// Takes up to `limit` ready items in one batch (`try_visit`); false when nothing was
+    /// ready or the watch has already ended.
+    pub fn try_take_batch(&mut self, limit: usize) -> bool {
+        let mut batch = Vec::new();
+        let outcome = self.watch.try_visit(limit, |event| batch.push(event.to_owned()));
+        batch.into_iter().for_each(|event| self.record(Ok(event)));
+        match outcome {
+            Ok(visited) => {
+                assert!((1..=limit).contains(&visited), "visited {visited} of at most {limit}");
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Ended(reason)) => {
+                let first = self.end.is_none();
+                if first {
+                    self.record(Err(reason));
+                }
+                first
+            }
+        }
+    }
+
     pub fn record(&mut self, item: Result<Event<Obj>, WatchError>) {
         match item {
             Ok(Event::Bookmark { revision, initial_events_end: true }) => {
