@@ -22,10 +22,30 @@ fn per_producer(producers: usize) -> u64 {
     EVENTS / producers as u64
 }
 
-fn watchcache_one_watch(producers: usize) -> Duration {
+/// The producers' keys. Each put makes its own `Arc<str>` of one, as a producer with a
+/// new key string per change does (sharing one `Arc` across puts would make its
+/// reference count the hottest line of the run, which no real producer has).
+fn keys(producers: usize) -> Vec<String> {
+    (0..producers).map(|index| format!("producer-{index}")).collect()
+}
+
+/// One watch, taking one owned event per call (`recv`).
+fn watchcache_recv(producers: usize) -> Duration {
+    watchcache_one_watch(producers, |watch| {
+        black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
+        1
+    })
+}
+
+/// One watch, visiting every ready event per call, borrowed (`visit`).
+fn watchcache_visit(producers: usize) -> Duration {
+    watchcache_one_watch(producers, |watch| watch.visit(1024, |event| _ = black_box(event)).unwrap() as u64)
+}
+
+fn watchcache_one_watch(producers: usize, receive: fn(&mut watchcache::Watch<u64>) -> u64) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().incoming_capacity(CAPACITY).build();
     let producer = cacher.producer();
-    let keys: Vec<String> = (0..producers).map(|index| format!("producer-{index}")).collect();
+    let keys = keys(producers);
     let mut watch = cacher.watch(WatchOptions::new()).unwrap();
     timed(
         producers,
@@ -33,8 +53,9 @@ fn watchcache_one_watch(producers: usize) -> Duration {
             (0..per_producer(producers)).for_each(|value| producer.put(keys[index].as_str(), value).unwrap())
         },
         move || {
-            for _ in 0..EVENTS {
-                black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
+            let mut received = 0;
+            while received < EVENTS {
+                received += receive(&mut watch);
             }
         },
     )
@@ -153,7 +174,8 @@ fn harness(producers: usize) -> Duration {
 fn ingest(c: &mut Criterion) {
     let events = |_| EVENTS;
     let peers = [
-        Peer { name: "watchcache", elements: events, run: watchcache_one_watch },
+        Peer { name: "watchcache_visit", elements: events, run: watchcache_visit },
+        Peer { name: "watchcache_recv", elements: events, run: watchcache_recv },
         Peer { name: "crossbeam_array_queue", elements: events, run: array_queue },
         Peer { name: "crossbeam_channel", elements: events, run: crossbeam_channel },
         Peer { name: "disruptor", elements: events, run: disruptor },

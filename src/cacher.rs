@@ -88,6 +88,21 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
         self
     }
 
+    /// How long the dispatcher leaves a burst of changes in the incoming ring, from the
+    /// first one, before it applies them and wakes the watchers (default zero: at once).
+    ///
+    /// Each batch wakes every watcher with something new once, so at high rates a short
+    /// window (a few hundred microseconds) turns many small batches into few large ones:
+    /// fewer wake-ups and context switches per event, for up to the window of added
+    /// latency. The dispatcher sleeps through the window without being woken by each
+    /// change; shutdown ends it at once. A ring that fills during the window makes
+    /// producers wait until it ends. Under load (the ring never empties) batches are large
+    /// anyway and the window never starts.
+    pub fn batch_window(mut self, window: Duration) -> Self {
+        self.config.batch_window = window;
+        self
+    }
+
     /// The time between bookmarks for watches that asked for them (default 60 s).
     pub fn bookmark_period(mut self, period: Duration) -> Self {
         self.config.bookmark_period = period;
@@ -320,6 +335,7 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             parks: counters.parks(),
             terminations: counters.terminations(),
             deletes_of_missing_keys: Counters::get64(&counters.deletes_of_missing_keys),
+            batches: Counters::get64(&counters.batches),
             budget_left: load_duration(&counters.budget_left_nanos),
         }
     }

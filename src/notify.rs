@@ -58,6 +58,17 @@ impl Parker {
         fence(Ordering::SeqCst);
     }
 
+    /// Wakes the sleeper whether or not it armed, through the waker of its last `arm`:
+    /// for a sleeper that also sleeps on a timer without arming (the dispatcher gathering
+    /// a batch) and must hear of a rare event (shutdown) at once. Call after publishing
+    /// the data the sleeper re-checks.
+    pub(crate) fn interrupt(&self) {
+        let waker = lock(&self.waker).clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// Wakes the sleeper if it armed since the last wake. Call after publishing the data
     /// the sleeper re-checks.
     pub(crate) fn wake(&self) {

@@ -67,6 +67,7 @@ pub(crate) struct Config {
     pub(crate) bookmark_period: Duration,
     pub(crate) budget_refill_per_second: Duration,
     pub(crate) budget_max: Duration,
+    pub(crate) batch_window: Duration,
 }
 
 impl Default for Config {
@@ -79,6 +80,7 @@ impl Default for Config {
             bookmark_period: Duration::from_secs(60),
             budget_refill_per_second: Duration::from_millis(50),
             budget_max: Duration::from_millis(100),
+            batch_window: Duration::ZERO,
         }
     }
 }
@@ -147,10 +149,10 @@ impl<T> Shared<T> {
     }
 
     /// Closes the incoming ring and wakes the dispatcher, which applies what was accepted
-    /// and stops.
+    /// and stops. `interrupt`, not `wake`: a dispatcher gathering a batch sleeps unarmed.
     pub(crate) fn close(&self) {
         self.incoming.close();
-        self.dispatcher.wake();
+        self.dispatcher.interrupt();
     }
 
     pub(crate) fn check_ready(&self) -> Result<(), Readiness> {
@@ -219,7 +221,6 @@ impl<T> Shared<T> {
 
     pub(crate) fn try_publish(&self, change: Change<T>) -> Result<(), PushError<Change<T>>> {
         self.incoming.push(change)?;
-        self.counters.raise_high_water(self.incoming.len());
         self.dispatcher.wake();
         Ok(())
     }

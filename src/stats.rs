@@ -23,7 +23,8 @@ pub struct Stats {
     pub incoming_len: usize,
     /// The incoming ring's capacity.
     pub incoming_capacity: usize,
-    /// The most changes the incoming ring has held at once.
+    /// The most changes the incoming ring has held at once, as the dispatcher found it at
+    /// the start of each batch (where the ring is fullest).
     pub incoming_high_water: usize,
     /// Indexed watchers in live dispatch.
     pub watchers_indexed: usize,
@@ -39,6 +40,9 @@ pub struct Stats {
     pub terminations: u64,
     /// Deletes of keys that were missing when applied (dropped, never delivered).
     pub deletes_of_missing_keys: u64,
+    /// Batches of changes applied, since start: `revision ÷ batches` is the mean batch,
+    /// and each batch wakes each watcher with something new at most once.
+    pub batches: u64,
     /// Waiting time left in the dispatch budget.
     pub budget_left: Duration,
 }
@@ -61,6 +65,7 @@ pub(crate) struct Counters {
     parks: AtomicU64,
     terminations: AtomicU64,
     pub(crate) deletes_of_missing_keys: AtomicU64,
+    pub(crate) batches: AtomicU64,
     pub(crate) budget_left_nanos: AtomicU64,
 }
 
@@ -97,8 +102,7 @@ impl Counters {
         Self::add(&self.terminations);
     }
 
-    /// Raises the high-water mark to `len` if it is higher. The plain load first keeps
-    /// producers from writing the shared line when the mark does not move.
+    /// Raises the high-water mark to `len` if it is higher.
     pub(crate) fn raise_high_water(&self, len: usize) {
         if len > self.incoming_high_water.load(Ordering::Relaxed) {
             self.incoming_high_water.fetch_max(len, Ordering::Relaxed);

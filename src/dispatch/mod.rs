@@ -98,10 +98,14 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// Call on the dispatcher's own thread: its waker unparks the thread that built it.
     pub(crate) fn run(mut self) {
         self.shared.clock.wake_on_advance(thread::current());
+        // Whether the last round applied nothing (true at the start): the next change to
+        // arrive begins a burst, which `gather` holds for the batch window.
+        let mut idle = true;
         loop {
+            let drain = !idle || self.gather();
             let now = self.shared.clock.now();
             self.handle_control();
-            let applied = self.drain_batch(now);
+            let applied = if drain { self.drain_batch(now) } else { 0 };
             if applied > 0 {
                 self.end_batch(now);
             }
@@ -109,13 +113,18 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             if self.incoming.is_closed() && self.incoming.len() == 0 {
                 return self.finish();
             }
-            if applied == 0 {
+            idle = applied == 0;
+            if idle {
                 self.idle();
             }
         }
     }
 
     fn drain_batch(&mut self, now: Duration) -> usize {
+        // Measured here, once per batch, rather than by every producer on every put
+        // (which read the consumer's `head` line each time): the ring is fullest just
+        // before the dispatcher drains it.
+        self.shared.counters.raise_high_water(self.incoming.len());
         let mut applied = 0;
         while applied < BATCH {
             let Some(change) = self.incoming.pop() else {
@@ -235,6 +244,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// Counters go first so that anyone who has seen the new state sees them too.
     fn end_batch(&mut self, now: Duration) {
         let counters = &self.shared.counters;
+        Counters::add(&counters.batches);
         Counters::set(&counters.watchers_indexed, self.index.len());
         Counters::set(&counters.objects, self.store.len());
         Counters::set(&counters.window_capacity, self.window.capacity());
@@ -328,6 +338,30 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         match self.next_due() {
             Some(due) => park_timeout(due.saturating_sub(shared.clock.now())),
             None => thread::park(),
+        }
+    }
+
+    /// After an idle round, with a batch window: when the first change of a burst is
+    /// ready, leaves the ring alone until the window has passed, so one batch covers the
+    /// burst. Sleeps unarmed, so producers do not wake it per change; shutdown
+    /// interrupts it. Returns whether to drain now: not when nothing was ready yet (a
+    /// change arriving between this look and the drain must begin a window too).
+    fn gather(&self) -> bool {
+        let window = self.shared.config.batch_window;
+        if window.is_zero() {
+            return true;
+        }
+        if !self.incoming.has_ready() {
+            return self.incoming.is_closed();
+        }
+        let clock = &self.shared.clock;
+        let until = clock.now() + window;
+        loop {
+            let now = clock.now();
+            if now >= until || self.incoming.is_closed() {
+                return true;
+            }
+            park_timeout(until - now);
         }
     }
 

@@ -1,11 +1,13 @@
-//! `watchcache-loadgen`: parse flags, run, print the report. Bad flags exit with code 2.
+//! `watchcache-loadgen`: parse flags, run, print the report. Bad flags exit with code 2;
+//! a delivery lost (or repeated) with no expiry to explain it exits with code 1.
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use watchcache_loadgen::{run, Config};
 
-fn main() {
+fn main() -> ExitCode {
     let config = Config::parse();
     let report = if std::io::stderr().is_terminal() && !config.json {
         let bar = ProgressBar::new(1000);
@@ -29,9 +31,16 @@ fn main() {
         println!("{}", report.to_json());
     } else {
         println!(
-            "watchcache-loadgen: {} producers, {} watchers, {:?}",
-            config.producers, config.watchers, config.policy
+            "watchcache-loadgen: {} producers, {} watchers ({:?}, {:?}), {:?}",
+            config.producers, config.watchers, config.consumers, config.receive, config.policy
         );
         println!("{report}");
+    }
+    match report.loss() {
+        Some(loss) => {
+            eprintln!("watchcache-loadgen: {loss}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
     }
 }

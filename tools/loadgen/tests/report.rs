@@ -1,7 +1,8 @@
-//! The load generator's library entry point on a tiny configuration: its numbers must be
-//! consistent (every expected delivery made, nothing lost), under each policy.
+//! The load generator's library entry point on tiny configurations: its numbers must be
+//! consistent (every expected delivery made, nothing lost), under each policy, consumer
+//! kind and receive mode; its JSON echoes what ran.
 use clap::Parser;
-use watchcache_loadgen::{run, Config};
+use watchcache_loadgen::{run, Config, Report};
 
 fn tiny(extra: &[&str]) -> Config {
     let base =
@@ -9,26 +10,71 @@ fn tiny(extra: &[&str]) -> Config {
     Config::parse_from(base.iter().chain(extra))
 }
 
-#[test]
-fn deliveries_match_events_times_matching_watchers() {
-    let config = tiny(&[]);
-    let report = run(&config, |_| {});
+fn assert_consistent(report: &Report) {
     assert!(report.events > 0);
     // 3 of the 6 watchers are indexed, one per trigger value; the other 3 see everything.
     assert_eq!(report.expected_deliveries, report.events * 3 + report.events);
     assert_eq!(report.deliveries, report.expected_deliveries, "no loss");
-    assert!(report.latency_micros.windows(2).all(|pair| pair[0] <= pair[1]), "percentiles are ordered");
+    assert_eq!(report.loss(), None);
+    for percentiles in [report.latency_micros, report.intended_latency_micros, report.send_lag_micros] {
+        assert!(percentiles.as_array().windows(2).all(|pair| pair[0] <= pair[1]), "ordered: {percentiles:?}");
+    }
+    assert!(
+        report.intended_latency_micros.max >= report.latency_micros.max,
+        "latency from the intended time includes the send lag"
+    );
+}
+
+#[test]
+fn deliveries_match_events_times_matching_watchers_on_threads_one_by_one() {
+    let report = run(&tiny(&["--receive", "one"]), |_| {});
+    assert_consistent(&report);
     assert_eq!(report.healthy_latency_micros, report.latency_micros, "no watcher stalls");
-    assert!(report.to_json().contains(&format!("\"deliveries\":{}", report.deliveries)));
+}
+
+#[test]
+fn deliveries_match_on_tasks_in_batches() {
+    let report = run(&tiny(&["--consumers", "tasks"]), |_| {});
+    assert_consistent(&report);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["deliveries"], report.deliveries);
+    assert_eq!(json["config"]["consumers"], "tasks", "the JSON echoes what ran");
+    assert_eq!(json["config"]["receive"], "batch");
+    assert!(json["cpu_seconds_per_million_deliveries"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
 fn stalled_watchers_under_terminate_resume_without_loss() {
-    let config =
-        tiny(&["--policy", "terminate", "--slow-share", "0.5", "--stall-ms", "50", "--stall-every-ms", "60"]);
-    let report = run(&config, |_| {});
-    assert_eq!(report.deliveries, report.expected_deliveries, "resumed watchers lose nothing");
-    assert!(report.to_json().contains("\"healthy_latency_micros\":{\"p50\":"));
+    for consumers in ["threads", "tasks"] {
+        let config = tiny(&[
+            "--policy",
+            "terminate",
+            "--consumers",
+            consumers,
+            "--slow-share",
+            "0.5",
+            "--stall-ms",
+            "50",
+            "--stall-every-ms",
+            "60",
+        ]);
+        let report = run(&config, |_| {});
+        assert_eq!(
+            report.deliveries, report.expected_deliveries,
+            "resumed watchers lose nothing ({consumers})"
+        );
+    }
+}
+
+#[test]
+fn a_shortfall_without_expiries_is_a_loss_and_a_surplus_always_is() {
+    let mut report = run(&tiny(&[]), |_| {});
+    report.deliveries -= 1;
+    assert!(report.loss().unwrap().contains("1 lost with no expiry to explain it"));
+    report.expiries = 1;
+    assert_eq!(report.loss(), None, "an expired watcher skips events it was told about");
+    report.deliveries += 2;
+    assert!(report.loss().unwrap().contains("delivered twice"));
 }
 
 #[test]

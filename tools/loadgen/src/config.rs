@@ -1,0 +1,118 @@
+//! What to run: the flags, parsed by clap, echoed in the JSON report.
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// The slow-watcher policy, as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Park slow watchers; they catch up from the window.
+    Park,
+    /// Terminate slow watchers after the dispatch budget.
+    Terminate,
+}
+
+/// What consumes the watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consumers {
+    /// One OS thread per watcher.
+    Threads,
+    /// One task per watcher on a two-worker tokio runtime, as a server consumes.
+    Tasks,
+}
+
+/// How a watcher takes its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Receive {
+    /// Every ready event per wake-up, borrowed (`Watch::visit`).
+    Batch,
+    /// One owned event per call (`Watch::recv` / the `Stream`).
+    One,
+}
+
+/// What to run. Every flag has a default; with none the run takes about 10 s.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "watchcache-loadgen", about = "Drive an embedded watchcache and report what it delivered")]
+pub struct Config {
+    /// Producer threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub producers: u64,
+    /// Watchers.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub watchers: u64,
+    /// What consumes the watches.
+    #[arg(long, value_enum, default_value_t = Consumers::Threads)]
+    pub consumers: Consumers,
+    /// How a watcher takes its events.
+    #[arg(long, value_enum, default_value_t = Receive::Batch)]
+    pub receive: Receive,
+    /// Share of watchers indexed by a trigger value (0 to 1); the rest see every event.
+    #[arg(long, default_value_t = 0.5, value_parser = share)]
+    pub indexed_share: f64,
+    /// Distinct trigger values (nodes).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub trigger_cardinality: u64,
+    /// Distinct keys per producer.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub keys: u64,
+    /// Payload bytes per object.
+    #[arg(long, default_value_t = 64)]
+    pub object_size: usize,
+    /// How long producers publish, in seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    pub duration: f64,
+    /// Target events per second across producers (open loop); 0 publishes as fast as
+    /// the cacher accepts (closed loop).
+    #[arg(long, default_value_t = 100_000)]
+    pub rate: u64,
+    /// Share of watchers that stall (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub slow_share: f64,
+    /// A stalling watcher stops reading for this many milliseconds…
+    #[arg(long, default_value_t = 200)]
+    pub stall_ms: u64,
+    /// …once every this many milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_every_ms: u64,
+    /// What the cacher does with a watcher whose buffer is full.
+    #[arg(long, value_enum, default_value_t = Policy::Park)]
+    pub policy: Policy,
+    /// Window capacity in events (default: the cacher's growing window).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Buffer per watcher in events (default: by kind).
+    #[arg(long)]
+    pub buffer: Option<usize>,
+    /// The cacher's batch window in microseconds (`CacherBuilder::batch_window`): how
+    /// long a burst of changes waits to be applied as one batch. 0 applies at once.
+    #[arg(long, default_value_t = 0)]
+    pub batch_window_micros: u64,
+    /// Print the report as JSON (with this configuration in it).
+    #[arg(long)]
+    #[serde(skip)]
+    pub json: bool,
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    (0.0..=1.0).contains(&value).then_some(value).ok_or_else(|| format!("{value} is not between 0 and 1"))
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    (value > 0.0 && value <= 86_400.0)
+        .then_some(value)
+        .ok_or_else(|| format!("{value} s is not in (0, 86400]"))
+}
+
+impl Config {
+    /// How many watchers are indexed (the first ones) and how many stall (the last ones).
+    pub(crate) fn split(&self) -> (u64, u64) {
+        let indexed = (self.watchers as f64 * self.indexed_share).round() as u64;
+        let slow = (self.watchers as f64 * self.slow_share).round() as u64;
+        (indexed, slow)
+    }
+}
