@@ -19,8 +19,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    bench_group, indexed_cacher, join_all, node, pods, publish_and_join, runtime, wait_registered, Pacer,
-    Peer, Pod,
+    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Pacer, Peer, Pod, Tasks,
 };
 use watchcache::{Cacher, Watch, WatchOptions};
 
@@ -100,10 +99,9 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let (cacher, watches) = shape.watches();
-    let tasks = watches
-        .into_iter()
-        .map(|watch| runtime().spawn(consume(watch, shape.deliveries_per_watcher())))
-        .collect();
+    let tasks = Tasks::spawn(
+        watches.into_iter().map(|watch| consume(watch, shape.deliveries_per_watcher())).collect(),
+    );
     wait_registered(&cacher, shape.watchers());
     publish_and_join(&cacher.producer(), pods(EVENTS, NODES), tasks)
 }
@@ -197,21 +195,21 @@ fn tokio_broadcast(shape: Shape, threads: bool) -> Duration {
         })
         .elapsed();
     }
-    let tasks = receivers
-        .into_iter()
-        .map(|(index, mut receiver, filter)| {
-            let pacer = pacer.clone();
-            runtime().spawn(async move {
-                for count in 1..=EVENTS {
-                    keep(receiver.recv().await.unwrap(), &filter);
-                    pacer.received(index, count);
+    let tasks = Tasks::spawn(
+        receivers
+            .into_iter()
+            .map(|(index, mut receiver, filter)| {
+                let pacer = pacer.clone();
+                async move {
+                    for count in 1..=EVENTS {
+                        keep(receiver.recv().await.unwrap(), &filter);
+                        pacer.received(index, count);
+                    }
                 }
             })
-        })
-        .collect();
-    let start = publish(&pacer);
-    join_all(tasks);
-    start.elapsed()
+            .collect(),
+    );
+    tasks.finish(publish(&pacer))
 }
 
 /// `async-broadcast` waits for room instead of dropping, so it needs no pacing.
@@ -244,19 +242,17 @@ fn async_broadcast(shape: Shape, threads: bool) -> Duration {
         })
         .elapsed();
     }
-    let tasks = receivers
-        .into_iter()
-        .map(|(mut receiver, filter)| {
-            runtime().spawn(async move {
+    let tasks = Tasks::spawn(
+        receivers
+            .into_iter()
+            .map(|(mut receiver, filter)| async move {
                 for _ in 0..EVENTS {
                     keep(receiver.recv().await.unwrap(), &filter);
                 }
             })
-        })
-        .collect();
-    let start = publish();
-    join_all(tasks);
-    start.elapsed()
+            .collect(),
+    );
+    tasks.finish(publish())
 }
 
 fn shapes(c: &mut Criterion) {

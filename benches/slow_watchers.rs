@@ -23,8 +23,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    bench_group, indexed_cacher, join_all, node, pods, publish_and_join, runtime, wait_registered, Pacer,
-    Peer, Pod,
+    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Pacer, Peer, Pod, Tasks,
 };
 use watchcache::{SlowWatcherPolicy, WatchOptions};
 
@@ -79,14 +78,14 @@ fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
             stalled.push(watch);
             continue;
         }
-        tasks.push(runtime().spawn(async move {
+        tasks.push(async move {
             for _ in 0..EVENTS / NODES as u64 {
                 black_box(watch.next().await.unwrap().unwrap());
             }
-        }));
+        });
     }
     wait_registered(&cacher, WATCHERS);
-    let elapsed = publish_and_join(&producer, pods(EVENTS, NODES), tasks);
+    let elapsed = publish_and_join(&producer, pods(EVENTS, NODES), Tasks::spawn(tasks));
     let stats = cacher.stats();
     let name = format!("watchcache_{policy:?}").to_lowercase();
     record_closes(&name, shape, format!("{} terminated, {} parked", stats.terminations, stats.parks));
@@ -116,12 +115,13 @@ fn channel_loop_drop_full(shape: Shape) -> Duration {
             stalled.push(receiver);
             continue;
         }
-        tasks.push(runtime().spawn(async move {
+        tasks.push(async move {
             for _ in 0..EVENTS / NODES as u64 {
                 black_box(receiver.recv().await.unwrap());
             }
-        }));
+        });
     }
+    let tasks = Tasks::spawn(tasks);
     let workload = pods(EVENTS, NODES);
     let mut dropped = 0;
     let start = Instant::now();
@@ -148,8 +148,7 @@ fn channel_loop_drop_full(shape: Shape) -> Duration {
             }
         }
     }
-    join_all(tasks);
-    let elapsed = start.elapsed();
+    let elapsed = tasks.finish(start);
     record_closes("channel_loop_drop_full", shape, format!("{dropped} dropped"));
     elapsed
 }
@@ -166,7 +165,7 @@ fn tokio_broadcast_filter(shape: Shape) -> Duration {
             continue;
         }
         let (pacer, healthy) = (pacer.clone(), tasks.len());
-        tasks.push(runtime().spawn(async move {
+        tasks.push(async move {
             for count in 1..=BROADCAST_EVENTS {
                 let pod = receiver.recv().await.unwrap();
                 if pod.node == filter {
@@ -174,16 +173,16 @@ fn tokio_broadcast_filter(shape: Shape) -> Duration {
                 }
                 pacer.received(healthy, count);
             }
-        }));
+        });
     }
+    let tasks = Tasks::spawn(tasks);
     let workload = pods(BROADCAST_EVENTS, NODES);
     let start = Instant::now();
     for (_, pod) in workload {
         pacer.before_send();
         sender.send(Arc::new(pod)).unwrap();
     }
-    join_all(tasks);
-    let elapsed = start.elapsed();
+    let elapsed = tasks.finish(start);
     let lapped = stalled
         .iter_mut()
         .map(|receiver| receiver.try_recv())

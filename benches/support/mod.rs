@@ -1,7 +1,8 @@
 //! What the bench groups share: one group configuration run over every peer and
 //! parameter, the timed thread pair, pacing for `tokio::sync::broadcast` (which drops for
-//! a lapped receiver instead of waiting), the runtime consumer tasks run on, and the
-//! pod-shaped workload of the indexed groups with its publish-then-join timing.
+//! a lapped receiver instead of waiting), the runtime consumer tasks run on and the
+//! moment their run ends, and the pod-shaped workload of the indexed groups with its
+//! publish-then-finish timing.
 // Each bench binary uses a subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
@@ -107,13 +108,59 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap())
 }
 
-/// Waits for every task, propagating a panic from any of them.
-pub fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    runtime().block_on(async {
-        for task in tasks {
-            task.await.unwrap();
+/// The consumer tasks of one timed run. The clock stops when the last task has done its
+/// work, before any join handle is awaited (awaiting 100,000 handles is not delivery),
+/// and the handles are joined afterwards to pass on a panic; every peer alike.
+pub struct Tasks {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+    finish: std::sync::Arc<Finish>,
+}
+
+/// Counts tasks down; the last one wakes the thread that waits.
+struct Finish {
+    remaining: std::sync::atomic::AtomicUsize,
+    waiter: std::thread::Thread,
+}
+
+impl Tasks {
+    /// Spawns `work` on the runtime; the calling thread is the one that waits.
+    pub fn spawn<F>(work: Vec<F>) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let finish = std::sync::Arc::new(Finish {
+            remaining: std::sync::atomic::AtomicUsize::new(work.len()),
+            waiter: std::thread::current(),
+        });
+        let handles = work
+            .into_iter()
+            .map(|task| {
+                let finish = finish.clone();
+                runtime().spawn(async move {
+                    task.await;
+                    if finish.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        finish.waiter.unpark();
+                    }
+                })
+            })
+            .collect();
+        Self { handles, finish }
+    }
+
+    /// Waits until every task has done its work, then joins them; returns the time
+    /// since `start` at the moment the last one was done.
+    pub fn finish(self, start: Instant) -> Duration {
+        while self.finish.remaining.load(Ordering::Acquire) > 0 {
+            std::thread::park();
         }
-    });
+        let elapsed = start.elapsed();
+        runtime().block_on(async {
+            for handle in self.handles {
+                handle.await.unwrap();
+            }
+        });
+        elapsed
+    }
 }
 
 /// A pod-like object whose trigger value is the node it runs on.
@@ -151,16 +198,15 @@ pub fn wait_registered<T: Send + Sync + 'static>(cacher: &watchcache::Cacher<T>,
 }
 
 /// Publishes `workload` and waits for every consumer task; the clock runs from the first
-/// put until the last task ends.
+/// put until the last task is done.
 pub fn publish_and_join<T: Send + Sync + 'static>(
     producer: &watchcache::Producer<T>,
     workload: Vec<(String, T)>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Tasks,
 ) -> Duration {
     let start = Instant::now();
     for (key, object) in workload {
         producer.put(key, object).unwrap_or_else(|_| panic!("the cacher stopped"));
     }
-    join_all(tasks);
-    start.elapsed()
+    tasks.finish(start)
 }
