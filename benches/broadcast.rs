@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use support::{bench_group, Pacer, Peer};
-use watchcache::{Cacher, WatchOptions};
+use watchcache::{Cacher, Watch, WatchOptions};
 
 const EVENTS: u64 = 20_000;
 const CAPACITY: usize = 1024;
@@ -31,20 +31,36 @@ fn fan_out<C: FnOnce() + Send>(produce: impl FnOnce(), consumers: Vec<C>) -> Dur
     .elapsed()
 }
 
-fn watchcache(watchers: usize) -> Duration {
+/// One watch per thread; `consume` takes the watch's `EVENTS` events.
+fn watchcache(watchers: usize, consume: fn(&mut Watch<u64>)) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().build();
     let producer = cacher.producer();
     let consumers = (0..watchers)
         .map(|_| {
             let mut watch = cacher.watch(WatchOptions::new()).unwrap();
-            move || {
-                for _ in 0..EVENTS {
-                    black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
-                }
-            }
+            move || consume(&mut watch)
         })
         .collect();
     fan_out(|| (0..EVENTS).for_each(|value| producer.put("key", value).unwrap()), consumers)
+}
+
+/// One owned event per call (`recv`).
+fn watchcache_recv(watchers: usize) -> Duration {
+    watchcache(watchers, |watch| {
+        for _ in 0..EVENTS {
+            black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
+        }
+    })
+}
+
+/// Every ready event per call, borrowed (`visit`).
+fn watchcache_visit(watchers: usize) -> Duration {
+    watchcache(watchers, |watch| {
+        let mut seen = 0;
+        while seen < EVENTS {
+            seen += watch.visit(1024, |event| _ = black_box(event)).unwrap() as u64;
+        }
+    })
 }
 
 fn crossbeam_channel_vec(watchers: usize) -> Duration {
@@ -124,7 +140,8 @@ fn harness(watchers: usize) -> Duration {
 fn broadcast(c: &mut Criterion) {
     let deliveries = |watchers| EVENTS * watchers as u64;
     let peers = [
-        Peer { name: "watchcache", elements: deliveries, run: watchcache },
+        Peer { name: "watchcache_visit", elements: deliveries, run: watchcache_visit },
+        Peer { name: "watchcache_recv", elements: deliveries, run: watchcache_recv },
         Peer { name: "tokio_broadcast", elements: deliveries, run: tokio_broadcast },
         Peer { name: "async_broadcast", elements: deliveries, run: async_broadcast },
         Peer { name: "crossbeam_channel_vec", elements: deliveries, run: crossbeam_channel_vec },

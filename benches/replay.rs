@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use support::{bench_group, Peer};
-use watchcache::{Cacher, ListOptions, Start, WatchOptions};
+use watchcache::{Cacher, ListOptions, Start, Watch, WatchOptions};
 
 const KEYS: u64 = 10_000;
 /// Lists per timed run, so that one run outlasts the writer's start-up.
@@ -30,7 +30,8 @@ fn key(index: u64) -> String {
     format!("pod-{:05}", index % KEYS)
 }
 
-fn watchcache_catch_up(events: u64) -> Duration {
+/// A new watch replays `events` from the window; `consume` takes them all.
+fn watchcache_catch_up(events: u64, consume: fn(&mut Watch<u64>, u64)) -> Duration {
     let cacher: Cacher<u64> = Cacher::builder().window_capacity(events as usize).build();
     let producer = cacher.producer();
     (0..events).for_each(|event| producer.put(key(event), event).unwrap());
@@ -39,10 +40,27 @@ fn watchcache_catch_up(events: u64) -> Duration {
     }
     let start = Instant::now();
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
-    for _ in 0..events {
-        black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
-    }
+    consume(&mut watch, events);
     start.elapsed()
+}
+
+/// One owned event per call (`recv`).
+fn watchcache_catch_up_recv(events: u64) -> Duration {
+    watchcache_catch_up(events, |watch, events| {
+        for _ in 0..events {
+            black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
+        }
+    })
+}
+
+/// Every ready event per call, borrowed (`visit`).
+fn watchcache_catch_up_visit(events: u64) -> Duration {
+    watchcache_catch_up(events, |watch, events| {
+        let mut seen = 0;
+        while seen < events {
+            seen += watch.visit(1024, |event| _ = black_box(event)).unwrap() as u64;
+        }
+    })
 }
 
 fn tokio_broadcast_buffered(events: u64) -> Duration {
@@ -117,7 +135,8 @@ fn rwlock_btree_map(objects: u64) -> Duration {
 fn replay(c: &mut Criterion) {
     let events = |events| events;
     let peers = [
-        Peer { name: "watchcache", elements: events, run: watchcache_catch_up },
+        Peer { name: "watchcache_visit", elements: events, run: watchcache_catch_up_visit },
+        Peer { name: "watchcache_recv", elements: events, run: watchcache_catch_up_recv },
         Peer { name: "tokio_broadcast_buffered", elements: events, run: tokio_broadcast_buffered },
         Peer { name: "vec_clone", elements: events, run: vec_clone },
     ];
