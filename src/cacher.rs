@@ -7,17 +7,17 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::{load_duration, Dispatcher};
-use crate::error::{ListError, PublishError, TryPublishError, WatchError};
+use crate::error::{ConditionalError, ListError, PublishError, TryPublishError, WatchError};
 use crate::notify::{thread_waker, Parker};
 use crate::options::{At, ListOptions, SlowWatcherPolicy, TriggerFn, WatchOptions};
 use crate::ready::Readiness;
 use crate::ring::{self, PushError};
-use crate::shared::{Change, Config, Shared};
+use crate::shared::{Change, Check, Conditional, Config, Shared, StampFn, Verdict, Written};
 use crate::stats::{Counters, Stats};
 use crate::store::{Snapshot, StoreWriter};
 use crate::sync::{lock, park_timeout, thread, Arc, Mutex};
 use crate::watch::Watch;
-use crate::window::{Capacity, WindowWriter};
+use crate::window::{Capacity, Cursor, Read, WindowWriter};
 use std::fmt;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Builds a [`Cacher`]; see [`Cacher::builder`].
 pub struct CacherBuilder<T> {
     trigger: Option<TriggerFn<T>>,
+    stamp: Option<StampFn<T>>,
     incoming_capacity: usize,
     window: Capacity,
     config: Config,
@@ -37,6 +38,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     fn new() -> Self {
         Self {
             trigger: None,
+            stamp: None,
             incoming_capacity: 1024,
             window: Capacity::DEFAULT,
             config: Config::default(),
@@ -52,6 +54,30 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
         F: for<'a> Fn(&'a T) -> Option<&'a str> + Send + Sync + 'static,
     {
         self.trigger = Some(std::sync::Arc::new(trigger));
+        self
+    }
+
+    /// A function that writes each put's revision into its object (as Kubernetes writes
+    /// `metadata.resourceVersion`), so that an object read from a list, a get or an
+    /// event carries the revision that last wrote it. It runs on the dispatcher thread
+    /// before the object is visible to anyone, once per put; keep it short.
+    ///
+    /// ```
+    /// use watchcache::Cacher;
+    ///
+    /// struct Versioned { revision: u64, body: String }
+    ///
+    /// let cacher = Cacher::<Versioned>::builder()
+    ///     .stamp_revision(|object, revision| object.revision = revision)
+    ///     .build();
+    /// cacher.producer().put("a", Versioned { revision: 0, body: "x".into() }).unwrap();
+    /// # let _ = cacher;
+    /// ```
+    pub fn stamp_revision<F>(mut self, stamp: F) -> Self
+    where
+        F: Fn(&mut T, u64) + Send + Sync + 'static,
+    {
+        self.stamp = Some(std::sync::Arc::new(stamp));
         self
     }
 
@@ -153,7 +179,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
         let shared = Arc::new(Shared::new(
             incoming,
             (window.reader(), store.reader()),
-            self.trigger,
+            (self.trigger, self.stamp),
             self.config,
             self.clock,
             readiness,
@@ -286,10 +312,12 @@ impl<T: Send + Sync + 'static> Cacher<T> {
         let snapshot = match options.at {
             At::Latest => shared.store.snapshot(),
             At::AtLeast(revision) => self.wait_for(revision)?,
+            At::Exact(revision) => self.snapshot_at(revision)?,
         };
         let objects = snapshot
-            .range(options.prefix_str(), None)
+            .range(options.prefix_str(), options.after.as_deref())
             .filter(|(key, object)| filter.matches(key, object))
+            .take(options.limit)
             .map(|(key, object)| (key.clone(), object.clone()))
             .collect();
         Ok((objects, snapshot.revision))
@@ -352,6 +380,38 @@ impl<T: Send + Sync + 'static> Cacher<T> {
             Err(Readiness::Pending) => Err(ListError::NotReady { retry_after: RETRY_AFTER }),
             _ => Ok(()),
         }
+    }
+
+    /// The state at exactly `revision`: the latest snapshot with the window's newer
+    /// records undone, newest first (each record holds the object it replaced).
+    fn snapshot_at(&self, revision: u64) -> Result<Arc<Snapshot<T>>, ListError> {
+        let latest = self.wait_for(revision)?;
+        if latest.revision == revision {
+            return Ok(latest);
+        }
+        let window = &self.handle.shared.window;
+        let expired =
+            |first: u64| ListError::Expired { requested: revision, oldest: first.saturating_sub(1) };
+        // The window's logical retention, as for a watch from `revision`: a chunk still
+        // held may have older records, but they are no longer promised.
+        let first = window.first();
+        if revision + 1 < first {
+            return Err(expired(first));
+        }
+        let mut objects = latest.objects.clone();
+        let mut cursor = Cursor::new();
+        for newer in (revision + 1..=latest.revision).rev() {
+            match window.read(newer, &mut cursor) {
+                Read::Record(record) => match &record.prev {
+                    Some(prev) => drop(objects.insert(record.key.clone(), prev.clone())),
+                    None => drop(objects.remove(&*record.key)),
+                },
+                Read::Evicted { first } => return Err(expired(first)),
+                // A published snapshot's records are all appended: `latest.revision <= head`.
+                Read::Pending => unreachable!("revision {newer} is published but not appended"),
+            }
+        }
+        Ok(Arc::new(Snapshot { objects, revision }))
     }
 
     /// Waits until the published state reaches `revision`, up to the future wait.
@@ -480,6 +540,76 @@ impl<T> Producer<T> {
             PushError::Full(_) => TryPublishError::Full(()),
             PushError::Closed(_) => TryPublishError::Closed(()),
         })
+    }
+
+    /// Sets `key` to `value` only if `check` passes on the key's current object (`None`
+    /// when the key is missing), judged by the dispatcher at this change's place in the
+    /// order: a compare-and-swap no other change can slip into. Resolves once the change
+    /// is applied and visible to [`Cacher::get`] and [`Cacher::list`], with the revision
+    /// it got.
+    ///
+    /// `check` runs on the dispatcher thread (see [`Cacher`] on user code there); with
+    /// [`CacherBuilder::stamp_revision`] it can compare the object's revision.
+    ///
+    /// Cancel-safe until the change is in the incoming ring (dropping the future then
+    /// publishes nothing); after that the change is decided and applied whether or not
+    /// anyone awaits the answer.
+    ///
+    /// ```
+    /// use watchcache::{Cacher, ConditionalError};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let cacher = Cacher::<u32>::builder().build();
+    /// let producer = cacher.producer();
+    /// // Create only if absent.
+    /// let created = producer.put_if("a", 1, |current| current.is_none()).await.unwrap();
+    /// assert_eq!(created.revision, 1);
+    /// let again = producer.put_if("a", 2, |current| current.is_none()).await;
+    /// assert!(matches!(again, Err(ConditionalError::Rejected { current: Some(_) })));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// `Rejected` with the current object when `check` fails; `Closed` after shutdown.
+    pub async fn put_if(
+        &self,
+        key: impl Into<std::sync::Arc<str>>,
+        value: T,
+        check: impl FnOnce(Option<&T>) -> bool + Send + 'static,
+    ) -> Result<Written<T>, ConditionalError<T>> {
+        self.publish_conditional(key.into(), Some(std::sync::Arc::new(value)), Box::new(check)).await
+    }
+
+    /// Deletes `key` only if it exists and `check` passes on its object; see
+    /// [`Producer::put_if`] for when the check runs and what cancelling does.
+    ///
+    /// # Errors
+    /// `Rejected` when the key is missing (`current: None`) or `check` fails; `Closed`
+    /// after shutdown.
+    pub async fn delete_if(
+        &self,
+        key: impl Into<std::sync::Arc<str>>,
+        check: impl FnOnce(&T) -> bool + Send + 'static,
+    ) -> Result<Written<T>, ConditionalError<T>> {
+        let check = move |current: Option<&T>| current.is_some_and(check);
+        self.publish_conditional(key.into(), None, Box::new(check)).await
+    }
+
+    async fn publish_conditional(
+        &self,
+        key: std::sync::Arc<str>,
+        object: Option<std::sync::Arc<T>>,
+        check: Check<T>,
+    ) -> Result<Written<T>, ConditionalError<T>> {
+        let (reply, verdict) = futures_channel::oneshot::channel::<Verdict<T>>();
+        let change = Change::Conditional(Box::new(Conditional { key, object, check, reply }));
+        self.publish_async(change).await.map_err(|_| ConditionalError::Closed)?;
+        match verdict.await {
+            Ok(Ok(written)) => Ok(written),
+            Ok(Err(current)) => Err(ConditionalError::Rejected { current }),
+            // The dispatcher stopped without applying it (a panic in user code).
+            Err(futures_channel::oneshot::Canceled) => Err(ConditionalError::Closed),
+        }
     }
 
     async fn publish_async(&self, change: Change<T>) -> Result<(), Change<T>> {

@@ -144,6 +144,33 @@ impl fmt::Display for WatchError {
 
 impl std::error::Error for WatchError {}
 
+/// Why a conditional write ([`Producer::put_if`](crate::Producer::put_if),
+/// [`Producer::delete_if`](crate::Producer::delete_if)) was not applied.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConditionalError<T> {
+    /// The check failed (or a delete found no object): nothing was written. `current`
+    /// is the object the check saw, `None` for a missing key.
+    Rejected {
+        /// The key's object when the dispatcher judged the change.
+        current: Option<std::sync::Arc<T>>,
+    },
+    /// The cacher has shut down; nothing was written.
+    Closed,
+}
+
+impl<T> fmt::Display for ConditionalError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected { current: Some(_) } => f.write_str("the current object failed the check"),
+            Self::Rejected { current: None } => f.write_str("the key does not exist"),
+            Self::Closed => f.write_str("cacher is shut down"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for ConditionalError<T> {}
+
 /// Why a `list` or `get` could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,6 +192,14 @@ pub enum ListError {
         /// What is wrong with them.
         reason: &'static str,
     },
+    /// `At::Exact(requested)` is older than the window can roll the state back to;
+    /// `oldest` is the oldest revision an exact list can be served at now.
+    Expired {
+        /// The revision the list asked for.
+        requested: u64,
+        /// The oldest revision an exact list may ask for now.
+        oldest: u64,
+    },
 }
 
 impl fmt::Display for ListError {
@@ -177,6 +212,9 @@ impl fmt::Display for ListError {
                 write!(f, "revision {requested} is newer than the cacher's revision {current}; retry later")
             }
             Self::InvalidOptions { reason } => write!(f, "invalid list options: {reason}"),
+            Self::Expired { requested, oldest } => {
+                write!(f, "revision {requested} is older than the window (oldest {oldest}); list the latest")
+            }
         }
     }
 }

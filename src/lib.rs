@@ -42,8 +42,18 @@
 //! also when the ring is full ([`TryPublishError`]); [`TryRecvError`] and
 //! [`RecvTimeoutError`] tell "nothing yet" from "ended, resume here".
 //!
+//! A conditional write ([`Producer::put_if`], [`Producer::delete_if`]) carries a check
+//! that the dispatcher runs on the key's current object at the change's place in the
+//! order — a compare-and-swap no other change can slip into — and answers with the
+//! revision it got ([`Written`]) or the object that failed the check
+//! ([`ConditionalError::Rejected`]), once the change is visible to `get` and `list`.
+//! With [`CacherBuilder::stamp_revision`] each object carries the revision that last
+//! wrote it (Kubernetes' `resourceVersion`), which such a check can compare. A list can
+//! be taken at an exact past revision still in the window ([`At::Exact`]) and paged
+//! ([`ListOptions::after`], [`ListOptions::limit`]).
+//!
 //! Enums that describe a choice or a reason that may grow ([`WatchError`],
-//! [`ListError`], [`Start`], [`At`], [`SlowWatcherPolicy`], [`Readiness`]) are
+//! [`ListError`], [`ConditionalError`], [`Start`], [`At`], [`SlowWatcherPolicy`], [`Readiness`]) are
 //! `#[non_exhaustive]`; the outcome enums of one operation ([`TryPublishError`],
 //! [`TryRecvError`], [`RecvTimeoutError`]) and [`Event`] (Kubernetes' four kinds of watch
 //! event) are complete, so a `match` on them needs no wildcard.
@@ -101,10 +111,13 @@ mod window;
 
 pub use cacher::{Cacher, CacherBuilder, Loader, Producer};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ListError, PublishError, RecvTimeoutError, TryPublishError, TryRecvError, WatchError};
+pub use error::{
+    ConditionalError, ListError, PublishError, RecvTimeoutError, TryPublishError, TryRecvError, WatchError,
+};
 pub use event::{Event, EventRef};
 pub use options::{At, ListOptions, SlowWatcherPolicy, Start, WatchOptions};
 pub use ready::Readiness;
+pub use shared::Written;
 pub use stats::Stats;
 pub use watch::{IntoIter, Iter, Watch};
 

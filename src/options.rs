@@ -32,6 +32,9 @@ pub enum At {
     Latest,
     /// At least this revision; waits for it like a watch from the future.
     AtLeast(u64),
+    /// Exactly this revision: the latest state rolled back through the window. Older
+    /// than the window is `ListError::Expired`; a revision not reached yet is waited for.
+    Exact(u64),
 }
 
 /// What happens to a watch that does not keep up.
@@ -277,12 +280,14 @@ impl<T> fmt::Debug for WatchOptions<T> {
 pub struct ListOptions<T> {
     filter: FilterSpec<T>,
     pub(crate) at: At,
+    pub(crate) after: Option<Arc<str>>,
+    pub(crate) limit: usize,
 }
 
 impl<T> ListOptions<T> {
     /// Every object at the latest revision.
     pub fn new() -> Self {
-        Self { filter: FilterSpec::default(), at: At::Latest }
+        Self { filter: FilterSpec::default(), at: At::Latest, after: None, limit: usize::MAX }
     }
 
     filter_setters! {
@@ -293,6 +298,20 @@ impl<T> ListOptions<T> {
     /// Which revision the list must reflect (default [`At::Latest`]).
     pub fn at(mut self, at: At) -> Self {
         self.at = at;
+        self
+    }
+
+    /// Only keys after `key` (in key order): where the previous page of a paginated list
+    /// ended. Pair it with [`At::Exact`] at the first page's revision for pages of one
+    /// consistent state.
+    pub fn after(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.after = Some(key.into());
+        self
+    }
+
+    /// At most `objects` objects (the first ones in key order).
+    pub fn limit(mut self, objects: usize) -> Self {
+        self.limit = objects;
         self
     }
 
@@ -313,6 +332,11 @@ impl<T> Default for ListOptions<T> {
 
 impl<T> fmt::Debug for ListOptions<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListOptions").field("filter", &self.filter).field("at", &self.at).finish()
+        f.debug_struct("ListOptions")
+            .field("filter", &self.filter)
+            .field("at", &self.at)
+            .field("after", &self.after)
+            .field("limit", &self.limit)
+            .finish()
     }
 }

@@ -18,6 +18,9 @@ use crate::window::Window;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+/// Writes a put's revision into its object, on the dispatcher, before anyone sees it.
+pub(crate) type StampFn<T> = std::sync::Arc<dyn Fn(&mut T, u64) + Send + Sync>;
+
 /// How many times a blocked publish retries (spinning) before it parks.
 const SPINS_BEFORE_PARK: u32 = 6;
 
@@ -30,6 +33,9 @@ pub(crate) enum Change<T> {
     Delete {
         key: std::sync::Arc<str>,
     },
+    /// A put or delete applied only if its check passes (boxed: rare, and it keeps every
+    /// ring slot small).
+    Conditional(Box<Conditional<T>>),
     /// The initial state is loaded (sent by [`Loader::finish`](crate::Loader::finish)).
     Ready,
 }
@@ -43,9 +49,40 @@ impl<T> Change<T> {
                 Ok(value) => value,
                 Err(_) => unreachable!("a rejected change's object is not shared"),
             },
-            Change::Delete { .. } | Change::Ready => unreachable!("only puts carry a value"),
+            Change::Delete { .. } | Change::Conditional(_) | Change::Ready => {
+                unreachable!("only puts carry a value")
+            }
         }
     }
+}
+
+/// What a conditional change's caller hears back: the write, or the object the check
+/// rejected (`None` for a missing key).
+pub(crate) type Verdict<T> = Result<Written<T>, Option<std::sync::Arc<T>>>;
+
+/// The check a conditional change runs against the key's current object.
+pub(crate) type Check<T> = Box<dyn FnOnce(Option<&T>) -> bool + Send>;
+
+/// A put (`object: Some`) or delete (`None`) that the dispatcher applies only if `check`
+/// passes on the key's current object, deciding in order with every other change.
+pub(crate) struct Conditional<T> {
+    pub(crate) key: std::sync::Arc<str>,
+    pub(crate) object: Option<std::sync::Arc<T>>,
+    pub(crate) check: Check<T>,
+    pub(crate) reply: futures_channel::oneshot::Sender<Verdict<T>>,
+}
+
+/// A conditional write that was applied; see [`Producer::put_if`](crate::Producer::put_if).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Written<T> {
+    /// The revision the change got.
+    pub revision: u64,
+    /// The object as stored (after [`CacherBuilder::stamp_revision`](crate::CacherBuilder::stamp_revision));
+    /// `None` for a delete.
+    pub object: Option<std::sync::Arc<T>>,
+    /// The object it replaced or deleted (`None` when a put created the key).
+    pub prev: Option<std::sync::Arc<T>>,
 }
 
 /// A request from a watch to the dispatcher, handled between batches.
@@ -98,6 +135,8 @@ pub(crate) struct Shared<T> {
     pub(crate) window: Arc<Window<T>>,
     pub(crate) store: Arc<Store<T>>,
     pub(crate) trigger: Option<TriggerFn<T>>,
+    /// Writes each put's revision into its object; see `CacherBuilder::stamp_revision`.
+    pub(crate) stamp: Option<StampFn<T>>,
     pub(crate) config: Config,
     /// `std`'s `Arc` even under loom: loom's cannot hold a trait object.
     pub(crate) clock: std::sync::Arc<dyn Clock>,
@@ -109,7 +148,7 @@ impl<T> Shared<T> {
     pub(crate) fn new(
         incoming: Sender<Change<T>>,
         (window, store): (Arc<Window<T>>, Arc<Store<T>>),
-        trigger: Option<TriggerFn<T>>,
+        (trigger, stamp): (Option<TriggerFn<T>>, Option<StampFn<T>>),
         config: Config,
         clock: std::sync::Arc<dyn Clock>,
         readiness: Readiness,
@@ -123,6 +162,7 @@ impl<T> Shared<T> {
             window,
             store,
             trigger,
+            stamp,
             config,
             clock,
             ready: ReadyState::new(readiness),

@@ -81,6 +81,11 @@ impl<T> StoreWriter<T> {
         self.objects.len()
     }
 
+    /// The current (possibly unpublished) object at `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&Object<T>> {
+        self.objects.get(key)
+    }
+
     /// Sets `key` to `object` at `revision`; returns the previous object.
     pub(crate) fn put(&mut self, revision: u64, key: Key, object: Object<T>) -> Option<Object<T>> {
         self.revision = revision;

@@ -1,16 +1,21 @@
-//! Property tests: random sequences of put / delete / watch / drain / drop / stall run
-//! against the engine and against the reference model in `model/`; every watcher's
-//! stream must be exactly what the model says, up to an end that names a correct
-//! resume point. proptest prints the failing case and its seed, and keeps it in
+//! Property tests: random sequences of put / conditional put / delete / watch / drain /
+//! drop / stall / exact list run against the engine and against the reference model in
+//! `model/`; every watcher's stream must be exactly what the model says, up to an end
+//! that names a correct resume point; every conditional put gets the model's verdict and
+//! every exact list the model's state at its revision. proptest prints the failing case and its seed, and keeps it in
 //! `proptest-regressions/` to replay.
 mod common;
 mod model;
 
 use common::{next, settle};
+use futures::executor::block_on;
 use model::{FilterSpec, Model, Obj, Tracked};
 use proptest::prelude::*;
 use std::time::Duration;
-use watchcache::{Cacher, ListOptions, ManualClock, SlowWatcherPolicy, Start, WatchError, WatchOptions};
+use watchcache::{
+    At, Cacher, ConditionalError, ListError, ListOptions, ManualClock, SlowWatcherPolicy, Start, WatchError,
+    WatchOptions,
+};
 
 const KEYS: [&str; 5] = ["a/0", "a/1", "a/2", "b/0", "b/1"];
 const NODES: [&str; 2] = ["n0", "n1"];
@@ -54,6 +59,18 @@ enum Op {
     Drop {
         watch: usize,
     },
+    /// A put decided by the dispatcher against the key's current value (`None`: only if
+    /// the key is absent), checked against the model's verdict.
+    PutIf {
+        key: usize,
+        node: usize,
+        value: u32,
+        expect: Option<u32>,
+    },
+    /// A list at exactly this many revisions back (rolled back through the window).
+    ListExact {
+        back: u64,
+    },
 }
 
 fn filter_spec() -> impl Strategy<Value = FilterSpec> {
@@ -80,6 +97,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Op::Drain { watch, n }),
         2 => (0..8usize, 1..8usize).prop_map(|(watch, n)| Op::DrainBatch { watch, n }),
         1 => (0..8usize).prop_map(|watch| Op::Drop { watch }),
+        2 => (0..KEYS.len(), 0..NODES.len(), 0..100u32, prop::option::of(0..100u32))
+            .prop_map(|(key, node, value, expect)| Op::PutIf { key, node, value, expect }),
+        1 => (0..12u64).prop_map(|back| Op::ListExact { back }),
     ]
 }
 
@@ -156,6 +176,40 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                 if watch < watches.len() {
                     let dropped = watches.remove(watch);
                     dropped.check(&model, false);
+                }
+            }
+            Op::PutIf { key, node, value, expect } => {
+                let object = Obj { node: NODES[node].to_string(), value };
+                let passes = model.current(KEYS[key]).map(|current| current.value) == expect;
+                let check = move |current: Option<&Obj>| current.map(|current| current.value) == expect;
+                match block_on(producer.put_if(KEYS[key], object.clone(), check)) {
+                    Ok(written) => {
+                        assert!(passes, "applied a put whose check the model fails");
+                        model.put(KEYS[key], object);
+                        assert_eq!(written.revision, model.revision());
+                    }
+                    Err(ConditionalError::Rejected { current }) => {
+                        assert!(!passes, "rejected a put whose check the model passes");
+                        let model_value = model.current(KEYS[key]).map(|current| current.value);
+                        assert_eq!(current.map(|current| current.value), model_value);
+                    }
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            }
+            Op::ListExact { back } => {
+                let revision = model.revision().saturating_sub(back);
+                match cacher.list(ListOptions::new().at(At::Exact(revision))) {
+                    Ok((objects, at)) => {
+                        assert_eq!(at, revision);
+                        let listed: Vec<(String, u32)> =
+                            objects.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
+                        assert_eq!(listed, model.state_at(revision, &FilterSpec::everything()));
+                    }
+                    Err(ListError::Expired { requested, oldest }) => {
+                        assert_eq!(requested, revision);
+                        assert!(revision < oldest && oldest <= model.revision(), "{revision} {oldest}");
+                    }
+                    Err(other) => panic!("unexpected {other:?}"),
                 }
             }
         }

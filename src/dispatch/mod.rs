@@ -27,7 +27,7 @@ use crate::notify::thread_waker;
 use crate::options::SlowWatcherPolicy;
 use crate::ready::Readiness;
 use crate::ring::Receiver;
-use crate::shared::{Change, Control, Shared};
+use crate::shared::{Change, Conditional, Control, Shared, Verdict, Written};
 use crate::stats::Counters;
 use crate::store::StoreWriter;
 use crate::sync::atomic::Ordering;
@@ -63,9 +63,14 @@ pub(crate) struct Dispatcher<T> {
     blocked: Vec<(Arc<WatcherShared<T>>, Event<T>)>,
     /// Watchers to take out of the index once the current event's fan-out ends.
     leaving: Vec<Arc<WatcherShared<T>>>,
+    /// Conditional changes applied in this batch, answered once it is published so that
+    /// a caller reads its own write.
+    replies: Vec<(Reply<T>, Written<T>)>,
     revision: u64,
     waker: Waker,
 }
+
+type Reply<T> = futures_channel::oneshot::Sender<Verdict<T>>;
 
 impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// `built_at` is the clock time of `build()`: the budget starts filling from then.
@@ -89,6 +94,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             touched: Vec::new(),
             blocked: Vec::new(),
             leaving: Vec::new(),
+            replies: Vec::new(),
             revision: 0,
             waker: thread_waker(),
         }
@@ -145,24 +151,79 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     }
 
     fn apply(&mut self, change: Change<T>, now: Duration) {
-        let (key, object, prev) = match change {
+        let next = self.revision + 1;
+        let (key, object, prev, reply) = match change {
             Change::Put { key, object } => {
-                let prev = self.store.put(self.revision + 1, key.clone(), object.clone());
-                (key, Some(object), prev)
+                let (object, prev) = self.write(next, &key, object);
+                (key, Some(object), prev, None)
             }
             Change::Delete { key } => match self.store.remove(&key) {
-                Some(prev) => (key, None, Some(prev)),
+                Some(prev) => (key, None, Some(prev), None),
                 None => return Counters::add(&self.shared.counters.deletes_of_missing_keys),
             },
+            Change::Conditional(conditional) => {
+                let Conditional { key, object, check, reply } = *conditional;
+                let current = self.store.get(&key).cloned();
+                if !check(current.as_deref()) {
+                    // Nobody may be waiting any more: the caller dropped its future.
+                    let _ = reply.send(Err(current));
+                    return;
+                }
+                match object {
+                    Some(object) => {
+                        let (object, prev) = self.write(next, &key, object);
+                        (key, Some(object), prev, Some(reply))
+                    }
+                    // `delete_if`'s check passes only for an existing key.
+                    None => {
+                        let prev = self.store.remove(&key);
+                        (key, None, prev, Some(reply))
+                    }
+                }
+            }
             Change::Ready => {
                 self.store.publish();
                 return self.shared.ready.advance(Readiness::Ready);
             }
         };
-        self.revision += 1;
+        self.append(Record { revision: next, key, object, prev, applied_at: now }, reply);
+    }
+
+    /// Gives `record` (at the next revision) to the window and the indexed watchers; a
+    /// conditional change's caller hears back once the batch is published.
+    fn append(&mut self, record: Record<T>, reply: Option<Reply<T>>) {
+        if let Some(reply) = reply {
+            let written = Written {
+                revision: record.revision,
+                object: record.object.clone(),
+                prev: record.prev.clone(),
+            };
+            self.replies.push((reply, written));
+        }
+        self.revision = record.revision;
         self.store.set_revision(self.revision);
-        self.window.append(Record { revision: self.revision, key, object, prev, applied_at: now });
+        self.window.append(record);
         self.fan_out();
+    }
+
+    /// Stores `object` at `key` as of `revision`, with the revision written in by the
+    /// user's stamp if there is one; returns it and the object it replaced.
+    #[allow(clippy::type_complexity)]
+    fn write(
+        &mut self,
+        revision: u64,
+        key: &std::sync::Arc<str>,
+        mut object: std::sync::Arc<T>,
+    ) -> (std::sync::Arc<T>, Option<std::sync::Arc<T>>) {
+        if let Some(stamp) = &self.shared.stamp {
+            // The producer made this `Arc` and handed it over: nobody else holds it yet.
+            match std::sync::Arc::get_mut(&mut object) {
+                Some(value) => stamp(value, revision),
+                None => debug_assert!(false, "a published object is shared before it is applied"),
+            }
+        }
+        let prev = self.store.put(revision, key.clone(), object.clone());
+        (object, prev)
     }
 
     /// Offers the record just appended to the indexed watchers it concerns.
@@ -191,6 +252,8 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         }
         if !self.blocked.is_empty() {
             self.wait_for_blocked(record.revision);
+            // The ring fills while the dispatcher waits: measured again as it goes on.
+            self.shared.counters.raise_high_water(self.incoming.len());
         }
         for watcher in self.leaving.drain(..) {
             self.index.remove(&watcher);
@@ -251,6 +314,9 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         counters.window_len.store(self.window.len(), Ordering::Relaxed);
         counters.budget_left_nanos.store(duration_nanos(self.budget.available(now)), Ordering::Relaxed);
         self.store.publish();
+        for (reply, written) in self.replies.drain(..) {
+            let _ = reply.send(Ok(written));
+        }
         self.shared.window.waiters.notify_all();
         for watcher in self.touched.drain(..) {
             watcher.wake_listed.store(false, Ordering::Relaxed);

@@ -22,6 +22,11 @@ pub struct FilterSpec {
 }
 
 impl FilterSpec {
+    /// Every key and object.
+    pub fn everything() -> Self {
+        Self { prefix: "", trigger: None, even_only: false }
+    }
+
     fn matches_object(&self, object: &Obj) -> bool {
         self.trigger.as_ref().is_none_or(|node| *node == object.node)
             && (!self.even_only || object.value % 2 == 0)
@@ -52,6 +57,11 @@ pub struct Model {
 impl Model {
     pub fn revision(&self) -> u64 {
         self.log.len() as u64
+    }
+
+    /// The key's object now.
+    pub fn current(&self, key: &str) -> Option<&Obj> {
+        self.state.get(key)
     }
 
     pub fn put(&mut self, key: &str, object: Obj) {

@@ -94,6 +94,18 @@ pub struct Config {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
+    /// Run against a server over HTTP instead of an embedded cacher, e.g.
+    /// http://127.0.0.1:8080 (`watchcache-server`): producers write pods with PUT, and
+    /// one thread holds every watch connection with mio.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target: how many watch connections (default: --watchers).
+    #[arg(long, requires = "target")]
+    pub connections: Option<u64>,
+    /// With --target: the server's process id, to report its CPU time per million
+    /// deliveries (read from /proc).
+    #[arg(long, requires = "target")]
+    pub server_pid: Option<u32>,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -111,8 +123,9 @@ fn seconds(text: &str) -> Result<f64, String> {
 impl Config {
     /// How many watchers are indexed (the first ones) and how many stall (the last ones).
     pub(crate) fn split(&self) -> (u64, u64) {
-        let indexed = (self.watchers as f64 * self.indexed_share).round() as u64;
-        let slow = (self.watchers as f64 * self.slow_share).round() as u64;
+        let watchers = self.connections.unwrap_or(self.watchers);
+        let indexed = (watchers as f64 * self.indexed_share).round() as u64;
+        let slow = (watchers as f64 * self.slow_share).round() as u64;
         (indexed, slow)
     }
 }

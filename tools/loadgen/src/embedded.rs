@@ -6,8 +6,8 @@
 
 use crate::config::{Config, Consumers, Policy, Receive};
 use crate::report::{histogram, Latencies, Percentiles, Report};
+use crate::timing::{produce, Change, Consumed};
 use crate::usage::Usage;
-use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,48 +27,23 @@ struct Payload {
     _bytes: Box<[u8]>,
 }
 
-/// What one watcher saw.
-struct Consumed {
-    deliveries: u64,
-    /// From the `put` call to delivery.
-    latency: Histogram<u64>,
-    /// From the intended send time to delivery.
-    intended_latency: Histogram<u64>,
-    expiries: u64,
-    stalls: bool,
+/// Records `event`'s delivery (bookmarks carry no payload).
+fn record(consumed: &mut Consumed, event: EventRef<'_, Payload>, start: Instant) {
+    if let Some(payload) = event.object() {
+        consumed.record(payload.intended_nanos, payload.sent_nanos, start);
+    }
 }
 
-impl Consumed {
-    fn new(stalls: bool) -> Self {
-        Self { deliveries: 0, latency: histogram(), intended_latency: histogram(), expiries: 0, stalls }
-    }
-
-    fn record(&mut self, event: EventRef<'_, Payload>, start: Instant) {
-        let Some(payload) = event.object() else { return };
-        let now = nanos(start.elapsed());
-        let micros = |since: u64| now.saturating_sub(since) / 1000;
-        self.latency.record(micros(payload.sent_nanos)).expect("an auto-resizing histogram takes any value");
-        self.intended_latency
-            .record(micros(payload.intended_nanos))
-            .expect("an auto-resizing histogram takes any value");
-        self.deliveries += 1;
-    }
-
-    /// Where to watch from after `end`, or `None` to stop (shutdown).
-    fn resume_after(&mut self, end: WatchError) -> Option<u64> {
-        match end {
-            WatchError::TooSlow { resume_from } => Some(resume_from),
-            WatchError::Expired { oldest, .. } => {
-                self.expiries += 1;
-                Some(oldest)
-            }
-            _ => None,
+/// Where to watch from after `end`, or `None` to stop (shutdown).
+fn resume_after(consumed: &mut Consumed, end: WatchError) -> Option<u64> {
+    match end {
+        WatchError::TooSlow { resume_from } => Some(resume_from),
+        WatchError::Expired { oldest, .. } => {
+            consumed.expiries += 1;
+            Some(oldest)
         }
+        _ => None,
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One watcher's settings.
@@ -110,14 +85,14 @@ impl Watcher {
                 std::thread::sleep(length);
             }
             let outcome = match self.receive {
-                Receive::Batch => watch.visit(BATCH, |event| consumed.record(event, self.start)),
+                Receive::Batch => watch.visit(BATCH, |event| record(&mut consumed, event, self.start)),
                 Receive::One => {
-                    watch.recv().map(|event| consumed.record(event.as_ref(), self.start)).map(|()| 1)
+                    watch.recv().map(|event| record(&mut consumed, event.as_ref(), self.start)).map(|()| 1)
                 }
             };
             if let Err(end) = outcome {
                 let Some(next) =
-                    consumed.resume_after(end).and_then(|from| self.watch(Start::Revision(from)))
+                    resume_after(&mut consumed, end).and_then(|from| self.watch(Start::Revision(from)))
                 else {
                     return consumed;
                 };
@@ -136,10 +111,12 @@ impl Watcher {
                 tokio::time::sleep(length).await;
             }
             let outcome = match self.receive {
-                Receive::Batch => watch.visit_async(BATCH, |event| consumed.record(event, self.start)).await,
+                Receive::Batch => {
+                    watch.visit_async(BATCH, |event| record(&mut consumed, event, self.start)).await
+                }
                 Receive::One => match watch.next().await {
                     Some(Ok(event)) => {
-                        consumed.record(event.as_ref(), self.start);
+                        record(&mut consumed, event.as_ref(), self.start);
                         Ok(1)
                     }
                     Some(Err(end)) => Err(end),
@@ -148,7 +125,7 @@ impl Watcher {
             };
             if let Err(end) = outcome {
                 let Some(next) =
-                    consumed.resume_after(end).and_then(|from| self.watch(Start::Revision(from)))
+                    resume_after(&mut consumed, end).and_then(|from| self.watch(Start::Revision(from)))
                 else {
                     return consumed;
                 };
@@ -158,64 +135,15 @@ impl Watcher {
     }
 }
 
-/// What one producer sent.
-struct Sent {
-    events: u64,
-    lag: Histogram<u64>,
-    /// The producer thread's own CPU time (pacing, building payloads, publishing).
-    cpu: Duration,
-}
-
-/// When event `index` of a producer is due, `interval_nanos` apart: in 64-bit
-/// nanoseconds (584 years), so no send count wraps it.
-fn scheduled(interval_nanos: u64, index: u64) -> Duration {
-    Duration::from_nanos(interval_nanos.saturating_mul(index))
-}
-
-/// Publishes on its schedule until `duration` has passed: sleeps until the next event
-/// is due, then sends every event that is due (so an oversleep is a burst, not a drift),
-/// each stamped with when it was meant to go and when `put` was called.
-fn produce(
-    config: &Config,
-    id: u64,
-    cacher: &Cacher<Payload>,
-    start: Instant,
-    per_node: &[AtomicU64],
-) -> Sent {
-    let producer = cacher.producer();
-    let duration = Duration::from_secs_f64(config.duration);
-    let interval_nanos = (config.rate > 0).then(|| config.producers * 1_000_000_000 / config.rate);
-    let mut sent = Sent { events: 0, lag: histogram(), cpu: Duration::ZERO };
-    loop {
-        let intended = match interval_nanos {
-            Some(interval) => scheduled(interval, sent.events),
-            None => start.elapsed(),
-        };
-        if intended >= duration {
-            sent.cpu = Usage::this_thread().cpu;
-            return sent;
-        }
-        if let Some(wait) = intended.checked_sub(start.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        let key = sent.events % config.keys;
-        let node = (key * 31 + id) % config.trigger_cardinality;
-        let sent_at = start.elapsed();
-        let payload = Payload {
-            node: format!("node-{node}"),
-            intended_nanos: nanos(intended),
-            sent_nanos: nanos(sent_at),
-            _bytes: vec![0; config.object_size].into_boxed_slice(),
-        };
-        if producer.put(format!("obj/{id}/{key}"), payload).is_err() {
-            sent.cpu = Usage::this_thread().cpu;
-            return sent;
-        }
-        let lag = sent_at.saturating_sub(intended);
-        sent.lag.record(nanos(lag) / 1000).expect("an auto-resizing histogram takes any value");
-        per_node[node as usize].fetch_add(1, Ordering::Relaxed);
-        sent.events += 1;
-    }
+/// Publishes `change` into the cacher; false once it has shut down.
+fn put(producer: &watchcache::Producer<Payload>, id: u64, config: &Config, change: Change) -> bool {
+    let payload = Payload {
+        node: format!("node-{}", change.node),
+        intended_nanos: change.intended_nanos,
+        sent_nanos: change.sent_nanos,
+        _bytes: vec![0; config.object_size].into_boxed_slice(),
+    };
+    producer.put(format!("obj/{id}/{}", change.key), payload).is_ok()
 }
 
 /// Runs the load described by `config`; `progress` is called about once a second with
@@ -271,7 +199,10 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
     let producers: Vec<_> = (0..config.producers)
         .map(|id| {
             let (config, cacher, per_node) = (config.clone(), cacher.clone(), per_node.clone());
-            std::thread::spawn(move || produce(&config, id, &cacher, start, &per_node))
+            std::thread::spawn(move || {
+                let producer = cacher.producer();
+                produce(&config, id, start, &per_node, |change| put(&producer, id, &config, change))
+            })
         })
         .collect();
 
@@ -331,6 +262,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         producer_cpu_seconds: producer_cpu.as_secs_f64(),
         peak_rss_bytes: usage.peak_rss_bytes,
         window_events,
+        server: None,
     }
 }
 
@@ -338,17 +270,4 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
 enum Consumer {
     Thread(std::thread::JoinHandle<Consumed>),
     Task(tokio::task::JoinHandle<Consumed>),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::scheduled;
-    use std::time::Duration;
-
-    #[test]
-    fn schedules_past_2_pow_32_events_do_not_wrap() {
-        let index = (1u64 << 32) + 5;
-        assert_eq!(scheduled(20_000, index), Duration::from_nanos(20_000 * index));
-        assert!(scheduled(20_000, index) > scheduled(20_000, 5), "it wrapped when computed with `as u32`");
-    }
 }

@@ -7,9 +7,12 @@
 
 mod config;
 mod embedded;
+mod network;
 mod report;
+mod timing;
 mod usage;
 
 pub use config::{Config, Consumers, Policy, Receive};
 pub use embedded::run;
-pub use report::{Percentiles, Report};
+pub use network::run_network;
+pub use report::{Percentiles, Report, ServerFigures};

@@ -109,6 +109,21 @@ pub struct Report {
     pub peak_rss_bytes: u64,
     /// Window length at the end, in events.
     pub window_events: u64,
+    /// The server's own figures, in a run over the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerFigures>,
+}
+
+/// What the server did during a run over the network, from its `/metrics` (and its CPU
+/// time from `/proc`, given its pid).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ServerFigures {
+    /// Objects the server encoded to JSON.
+    pub encodes: u64,
+    /// Events the server wrote to watch responses.
+    pub deliveries: u64,
+    /// The server's CPU seconds, if its pid was given.
+    pub cpu_seconds: Option<f64>,
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +149,12 @@ impl Report {
     /// The same without the producer threads: the cacher and the consumers.
     pub fn consumer_side_cpu_seconds_per_million_deliveries(&self) -> f64 {
         (self.cpu_seconds - self.producer_cpu_seconds).max(0.0) / self.millions_of_deliveries()
+    }
+
+    /// Objects the server encoded per event published: 1 when each event is encoded
+    /// once, whatever the number of watchers.
+    pub fn encodes_per_event(&self, server: &ServerFigures) -> f64 {
+        server.encodes as f64 / self.events.max(1) as f64
     }
 
     fn millions_of_deliveries(&self) -> f64 {
@@ -174,6 +195,15 @@ impl Report {
             "consumer_side_cpu_seconds_per_million_deliveries".into(),
             self.consumer_side_cpu_seconds_per_million_deliveries().into(),
         );
+        if let Some(server) = &self.server {
+            fields.insert("server_encodes_per_event".into(), self.encodes_per_event(server).into());
+            if let Some(cpu) = server.cpu_seconds {
+                fields.insert(
+                    "server_cpu_seconds_per_million_deliveries".into(),
+                    (cpu / self.millions_of_deliveries()).into(),
+                );
+            }
+        }
         value.to_string()
     }
 }
@@ -213,7 +243,24 @@ impl std::fmt::Display for Report {
             self.cpu_seconds_per_million_deliveries(),
             self.consumer_side_cpu_seconds_per_million_deliveries(),
             self.peak_rss_bytes >> 20
-        )
+        )?;
+        if let Some(server) = &self.server {
+            write!(
+                f,
+                "\nserver        {} encodes ({:.2} per event), {} deliveries",
+                server.encodes,
+                self.encodes_per_event(server),
+                server.deliveries
+            )?;
+            if let Some(cpu) = server.cpu_seconds {
+                write!(
+                    f,
+                    ", {cpu:.2} CPU s ({:.2} per million deliveries)",
+                    cpu / self.millions_of_deliveries()
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 

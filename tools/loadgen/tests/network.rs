@@ -1,0 +1,57 @@
+//! The load generator over the network, against a real server on loopback: every
+//! expected delivery arrives through the mio client, and the server encodes each event
+//! once however many watch connections receive it.
+use clap::Parser;
+use watchcache_loadgen::{run_network, Config};
+use watchcache_server::{Server, Settings};
+
+#[test]
+fn every_delivery_arrives_over_http_and_each_event_is_encoded_once() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (address, stop) = runtime.block_on(async {
+        let server = Server::new(Settings::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        (address, stop)
+    });
+    let target = format!("http://{address}");
+    let config = Config::parse_from([
+        "loadgen",
+        "--target",
+        &target,
+        "--connections",
+        "6",
+        "--trigger-cardinality",
+        "3",
+        "--keys",
+        "20",
+        "--duration",
+        "0.5",
+        "--rate",
+        "1000",
+        "--server-pid",
+        &std::process::id().to_string(),
+    ]);
+    let report = run_network(&config, &target, |_| {}).expect("the run reaches the server");
+    assert!(report.events > 0);
+    // 3 of the 6 connections select one node each; the other 3 see every event.
+    assert_eq!(report.expected_deliveries, report.events * 3 + report.events);
+    assert_eq!(report.deliveries, report.expected_deliveries, "no loss over the network");
+    assert_eq!(report.loss(), None);
+    let server = report.server.expect("the server's figures");
+    assert_eq!(server.encodes, report.events, "one encode per event");
+    assert_eq!(server.deliveries, report.deliveries, "what the server wrote is what arrived");
+    assert!(server.cpu_seconds.is_some_and(|cpu| cpu > 0.0), "the process's CPU time is read from /proc");
+    let _ = stop.send(());
+}
+
+#[test]
+fn an_unreachable_target_is_an_error_not_a_hang() {
+    let config = Config::parse_from(["loadgen", "--target", "http://127.0.0.1:1", "--duration", "0.1"]);
+    let error = run_network(&config, "http://127.0.0.1:1", |_| {}).expect_err("nothing listens on port 1");
+    assert!(error.contains("cannot create"), "{error}");
+}

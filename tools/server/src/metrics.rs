@@ -1,0 +1,130 @@
+//! `/metrics` in the Prometheus text format.
+//!
+//! The server's own counters (encodes, deliveries, open watches) are kept as requests
+//! run; each cacher's figures (events, parks, terminations, window, revision) are read
+//! from its [`watchcache::Stats`] at scrape time.
+
+use crate::object::Object;
+use crate::resource::Served;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex, PoisonError};
+use watchcache::Cacher;
+
+/// Each resource's cacher, read at scrape time.
+type Cachers = Arc<Mutex<Vec<(ResourceLabel, Cacher<Object>)>>>;
+
+/// One figure read from a cacher's stats: name, help, how to read it.
+type StatFigure<V> = (&'static str, &'static str, fn(&watchcache::Stats) -> V);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResourceLabel {
+    resource: String,
+}
+
+impl ResourceLabel {
+    pub(crate) fn new(resource: &str) -> Self {
+        Self { resource: resource.to_owned() }
+    }
+}
+
+/// The server's metrics and their registry.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// Objects encoded to JSON: once per write, however many watchers receive it.
+    pub(crate) encodes: Family<ResourceLabel, Counter>,
+    /// Events written to watch responses.
+    pub(crate) deliveries: Family<ResourceLabel, Counter>,
+    pub(crate) watches_open: Family<ResourceLabel, Gauge>,
+    cachers: Cachers,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("watchcache");
+        let encodes = Family::<ResourceLabel, Counter>::default();
+        let deliveries = Family::<ResourceLabel, Counter>::default();
+        let watches_open = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "encodes",
+            "Objects encoded to JSON (once per write, not per watcher)",
+            encodes.clone(),
+        );
+        registry.register("deliveries", "Events written to watch responses", deliveries.clone());
+        registry.register("watches_open", "Watch responses open", watches_open.clone());
+        let cachers = Arc::new(Mutex::new(Vec::new()));
+        registry.register_collector(Box::new(CacherStats { cachers: cachers.clone() }));
+        Self { registry, encodes, deliveries, watches_open, cachers }
+    }
+
+    pub(crate) fn register_resource(&self, served: &Served) {
+        let label = ResourceLabel::new(&served.def.plural);
+        // Present from the start, at zero, rather than from the first event.
+        drop(self.encodes.get_or_create(&label));
+        drop(self.deliveries.get_or_create(&label));
+        drop(self.watches_open.get_or_create(&label));
+        self.cachers.lock().unwrap_or_else(PoisonError::into_inner).push((label, served.cacher.clone()));
+    }
+
+    /// The text exposition.
+    pub(crate) fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a `String` cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Reads each cacher's stats at scrape time.
+#[derive(Debug)]
+struct CacherStats {
+    cachers: Cachers,
+}
+
+impl Collector for CacherStats {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let cachers = self.cachers.lock().unwrap_or_else(PoisonError::into_inner);
+        let stats: Vec<_> = cachers.iter().map(|(label, cacher)| (label, cacher.stats())).collect();
+        let counters: [StatFigure<u64>; 3] = [
+            ("events", "Changes applied (each one revision)", |stats| stats.revision),
+            ("parks", "Watchers taken out of live dispatch for a full buffer", |stats| stats.parks),
+            ("terminations", "Watchers ended for being too slow", |stats| stats.terminations),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (label, stats) in &stats {
+                ConstCounter::new(read(stats)).encode(family.encode_family(*label)?)?;
+            }
+        }
+        let gauges: [StatFigure<i64>; 4] = [
+            ("revision", "The latest applied revision", |stats| clamp(stats.revision)),
+            ("window_len", "Events the replay window holds", |stats| clamp(stats.window_len)),
+            ("objects", "Objects in the current state", |stats| clamp(stats.objects as u64)),
+            ("watchers_parked", "Watchers catching up from the window", |stats| {
+                clamp(stats.watchers_parked as u64)
+            }),
+        ];
+        for (name, help, read) in gauges {
+            let mut family =
+                encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+            for (label, stats) in &stats {
+                ConstGauge::new(read(stats)).encode(family.encode_family(*label)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,246 @@
+//! Label and field selectors, in Kubernetes' syntax.
+//!
+//! Labels: comma-separated requirements, each `key=value` (or `==`), `key!=value`,
+//! `key in (a,b)`, `key notin (a,b)`, `key` (exists) or `!key` (does not exist).
+//! Fields: `field=value` (or `==`) and `field!=value` on `metadata.name`,
+//! `metadata.namespace`, and `spec.nodeName` for resources that index it (pods).
+
+use crate::object::Object;
+use crate::status::ApiError;
+use std::collections::BTreeMap;
+
+/// A parsed `labelSelector`; matches every object when empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSelector(Vec<Requirement>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+impl LabelSelector {
+    /// Parses a `labelSelector` query value.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        split_top_level(text)
+            .into_iter()
+            .map(str::trim)
+            .filter(|term| !term.is_empty())
+            .map(|term| parse_requirement(term).map_err(|why| invalid("label", text, why)))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Whether `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|requirement| match requirement {
+            Requirement::Equals(key, value) => labels.get(key) == Some(value),
+            Requirement::NotEquals(key, value) => labels.get(key) != Some(value),
+            Requirement::In(key, values) => labels.get(key).is_some_and(|value| values.contains(value)),
+            Requirement::NotIn(key, values) => labels.get(key).is_none_or(|value| !values.contains(value)),
+            Requirement::Exists(key) => labels.contains_key(key),
+            Requirement::NotExists(key) => !labels.contains_key(key),
+        })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn invalid(kind: &str, text: &str, why: String) -> ApiError {
+    ApiError::bad_request(format!("invalid {kind} selector {text:?}: {why}"))
+}
+
+/// Splits on commas outside parentheses (`a in (x,y),b` is two terms).
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (at, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&text[start..]);
+    terms
+}
+
+fn parse_requirement(term: &str) -> Result<Requirement, String> {
+    if let Some(key) = term.strip_prefix('!') {
+        return Ok(Requirement::NotExists(label_key(key.trim())?));
+    }
+    for (operator, make) in [
+        ("!=", Requirement::NotEquals as fn(String, String) -> Requirement),
+        ("==", Requirement::Equals),
+        ("=", Requirement::Equals),
+    ] {
+        if let Some((key, value)) = term.split_once(operator) {
+            return Ok(make(label_key(key.trim())?, label_value(value.trim())?));
+        }
+    }
+    let mut words = term.splitn(2, char::is_whitespace);
+    let key = label_key(words.next().unwrap_or_default())?;
+    let Some(rest) = words.next().map(str::trim) else { return Ok(Requirement::Exists(key)) };
+    let (operator, set) =
+        rest.split_once(char::is_whitespace).map_or((rest, ""), |(op, set)| (op, set.trim()));
+    let set = set
+        .strip_prefix('(')
+        .and_then(|set| set.strip_suffix(')'))
+        .ok_or_else(|| format!("expected a parenthesised set after {operator:?}"))?;
+    let values = set.split(',').map(|value| label_value(value.trim())).collect::<Result<Vec<_>, _>>()?;
+    match operator {
+        "in" => Ok(Requirement::In(key, values)),
+        "notin" => Ok(Requirement::NotIn(key, values)),
+        other => Err(format!("unknown operator {other:?}")),
+    }
+}
+
+/// A label key: an optional DNS prefix and `/`, then a name of letters, digits, `-`, `_`
+/// and `.` (at most 63).
+fn label_key(key: &str) -> Result<String, String> {
+    let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
+    if name.is_empty() || name.len() > 63 || !name.chars().all(label_char) || key.len() > 316 {
+        return Err(format!("invalid label key {key:?}"));
+    }
+    Ok(key.to_owned())
+}
+
+/// A label value: empty, or at most 63 letters, digits, `-`, `_` and `.`.
+fn label_value(value: &str) -> Result<String, String> {
+    if value.len() > 63 || !value.chars().all(label_char) {
+        return Err(format!("invalid label value {value:?}"));
+    }
+    Ok(value.to_owned())
+}
+
+fn label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// The fields a `fieldSelector` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Name,
+    Namespace,
+    NodeName,
+}
+
+/// A parsed `fieldSelector`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelector {
+    terms: Vec<(Field, bool, String)>,
+}
+
+impl FieldSelector {
+    /// Parses a `fieldSelector`; `node_name` says whether `spec.nodeName` is a field of
+    /// this resource.
+    pub fn parse(text: &str, node_name: bool) -> Result<Self, ApiError> {
+        let mut terms = Vec::new();
+        for term in text.split(',').map(str::trim).filter(|term| !term.is_empty()) {
+            let (field, equals, value) = if let Some((field, value)) = term.split_once("!=") {
+                (field, false, value)
+            } else if let Some((field, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (field, true, value)
+            } else {
+                return Err(invalid("field", text, format!("{term:?} has no operator")));
+            };
+            let field = match field.trim() {
+                "metadata.name" => Field::Name,
+                "metadata.namespace" => Field::Namespace,
+                "spec.nodeName" if node_name => Field::NodeName,
+                other => return Err(invalid("field", text, format!("field {other:?} is not supported"))),
+            };
+            terms.push((field, equals, value.trim().to_owned()));
+        }
+        Ok(Self { terms })
+    }
+
+    /// The value of a `spec.nodeName=value` term, which the trigger index serves; the
+    /// other terms are left to [`Self::matches`].
+    pub(crate) fn take_node_name(&mut self) -> Option<String> {
+        let at = self.terms.iter().position(|(field, equals, _)| *field == Field::NodeName && *equals)?;
+        Some(self.terms.remove(at).2)
+    }
+
+    /// Whether `object` satisfies every term.
+    pub fn matches(&self, object: &Object) -> bool {
+        self.terms.iter().all(|(field, equals, value)| {
+            let actual = match field {
+                Field::Name => object.name(),
+                Field::Namespace => object.namespace(),
+                Field::NodeName => object.node_name().unwrap_or(""),
+            };
+            (actual == value) == *equals
+        })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_label_operator_matches_as_kubernetes_does() {
+        let web = labels(&[("app", "web"), ("tier", "front")]);
+        let db = labels(&[("app", "db")]);
+        for (selector, web_matches, db_matches) in [
+            ("", true, true),
+            ("app=web", true, false),
+            ("app==web", true, false),
+            ("app!=web", false, true),
+            ("app in (web, db)", true, true),
+            ("app in (db)", false, true),
+            ("app notin (web)", false, true),
+            ("tier", true, false),
+            ("!tier", false, true),
+            ("app=web,tier=front", true, false),
+            ("app in (web,db),!tier", false, true),
+            ("example.com/owner", false, false),
+        ] {
+            let parsed = LabelSelector::parse(selector).unwrap();
+            assert_eq!(parsed.matches(&web), web_matches, "{selector} on web");
+            assert_eq!(parsed.matches(&db), db_matches, "{selector} on db");
+        }
+    }
+
+    #[test]
+    fn bad_label_selectors_are_refused() {
+        for selector in ["app=(x", "app in x", "app in (a b)", "app between (a)", "a b c=d", "=x", "app=a/b"]
+        {
+            let error = LabelSelector::parse(selector).expect_err(selector);
+            assert_eq!(error.code(), 400);
+            assert!(error.message().starts_with("invalid label selector"), "{}", error.message());
+        }
+    }
+
+    #[test]
+    fn field_selectors_name_supported_fields_only() {
+        let mut selector = FieldSelector::parse("spec.nodeName=n1,metadata.name!=a", true).unwrap();
+        assert_eq!(selector.take_node_name().as_deref(), Some("n1"));
+        assert!(!selector.is_empty());
+        for (text, node_name) in
+            [("spec.nodeName=n1", false), ("status.phase=Running", true), ("metadata.name", true)]
+        {
+            let error = FieldSelector::parse(text, node_name).expect_err(text);
+            assert_eq!(error.code(), 400);
+        }
+    }
+}

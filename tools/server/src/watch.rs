@@ -1,0 +1,216 @@
+//! Watch responses: one JSON event per line, streamed as the cacher delivers.
+//!
+//! Each chunk is the lines of one batch the watch read (up to [`BATCH`] events), written
+//! from the objects' stored encodings: nothing is encoded per watcher. The stream ends
+//! at `timeoutSeconds`, when the server shuts down (cleanly, after the lines it has), or
+//! after an `ERROR` event when the watch cannot go on (`Expired`, too slow, too new).
+
+use crate::api::{flag, AppState, CollectionQuery, Selection};
+use crate::metrics::ResourceLabel;
+use crate::resource::Served;
+use crate::status::ApiError;
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use watchcache::{EventRef, Start, Watch, WatchError, WatchOptions};
+
+/// The most events written per chunk.
+const BATCH: usize = 256;
+
+/// Starts a watch and answers with its stream.
+pub(crate) fn respond(
+    state: AppState,
+    served: Arc<Served>,
+    namespace: Option<&str>,
+    query: &CollectionQuery,
+) -> Result<Response, ApiError> {
+    let selection = Selection::parse(&served, namespace, query)?;
+    let bookmarks = flag("allowWatchBookmarks", query.allow_watch_bookmarks.as_deref())?;
+    let initial_events = flag("sendInitialEvents", query.send_initial_events.as_deref())?;
+    let exact = query.exact_match()?;
+    let timeout = match query.timeout_seconds.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Duration::from_secs(text.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid timeoutSeconds {text:?}: not a number of seconds"))
+        })?)),
+    };
+    let start = match (initial_events, query.revision()?) {
+        (true, _) if exact == Some(true) => {
+            return Err(ApiError::bad_request("sendInitialEvents needs resourceVersionMatch=NotOlderThan"));
+        }
+        (true, _) | (false, None) => Start::Snapshot,
+        (false, Some(revision)) => Start::Revision(revision),
+    };
+    let permit = state.watch_slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::too_many_requests("too many watches open; retry later", Duration::from_secs(1))
+    })?;
+    let mut options = WatchOptions::new().prefix(selection.prefix).start(start).bookmarks(bookmarks);
+    if let Some(node_name) = selection.node_name {
+        options = options.trigger(node_name);
+    }
+    if let Some(predicate) = selection.predicate {
+        options = options.predicate(move |object| predicate(object));
+    }
+    let label = ResourceLabel::new(&served.def.plural);
+    let lines = Lines { served: served.clone(), bookmarks, initial_events_end: initial_events };
+    let stream = match served.cacher.watch(options) {
+        Ok(watch) => {
+            let open = state.metrics.watches_open.get_or_create(&label).clone();
+            open.inc();
+            WatchStream {
+                watch: Some(watch),
+                lines,
+                deadline: timeout.map(|timeout| Instant::now() + timeout),
+                shutting_down: state.shutting_down.clone(),
+                deliveries: state.metrics.deliveries.get_or_create(&label).clone(),
+                _open: OpenWatch(open),
+                _permit: permit,
+            }
+        }
+        Err(WatchError::NotReady { retry_after }) => {
+            return Err(ApiError::too_many_requests("the cache is loading; retry shortly", retry_after));
+        }
+        Err(WatchError::InvalidOptions { reason }) => return Err(ApiError::bad_request(reason)),
+        // Kubernetes answers these with a stream of one `ERROR` event.
+        Err(error) => {
+            let mut out = BytesMut::new();
+            lines.error(&mut out, &error);
+            return Ok(stream_response(Body::from(out.freeze())));
+        }
+    };
+    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+        let chunk = stream.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), stream))
+    });
+    Ok(stream_response(Body::from_stream(body)))
+}
+
+fn stream_response(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Keeps `watches_open` right however the response ends (finished, or dropped by a
+/// client that went away).
+struct OpenWatch(Gauge);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+struct WatchStream {
+    /// `None` once the watch has ended and its last lines are sent.
+    watch: Option<Watch<crate::Object>>,
+    lines: Lines,
+    deadline: Option<Instant>,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
+    deliveries: Counter,
+    _open: OpenWatch,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl WatchStream {
+    /// The next chunk of lines; `None` when the response is complete.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let watch = self.watch.as_mut()?;
+            let mut out = BytesMut::new();
+            let mut delivered = 0;
+            let lines = &self.lines;
+            let deadline = self.deadline;
+            let read = tokio::select! {
+                read = watch.visit_async(BATCH, |event| delivered += lines.event(&mut out, event)) => read,
+                _ = self.shutting_down.wait_for(|down| *down) => Err(WatchError::Closed),
+                _ = sleep_until(deadline) => Err(WatchError::Closed),
+            };
+            self.deliveries.inc_by(delivered);
+            if let Err(error) = read {
+                self.watch = None;
+                lines.error(&mut out, &error);
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes events as watch lines for one resource.
+struct Lines {
+    served: Arc<Served>,
+    /// Whether the client asked for periodic bookmarks.
+    bookmarks: bool,
+    /// Whether the client asked for the bookmark that ends the initial events.
+    initial_events_end: bool,
+}
+
+impl Lines {
+    /// Writes `event`'s line, if the client wants it; returns the objects written (0 or 1).
+    fn event(&self, out: &mut BytesMut, event: EventRef<'_, crate::Object>) -> u64 {
+        let (kind, object, revision) = match event {
+            // An object's own revision: for an initial event, the one that last wrote it.
+            EventRef::Added { object, .. } => ("ADDED", object, object.revision()),
+            EventRef::Modified { object, .. } => ("MODIFIED", object, object.revision()),
+            // The deleting revision, as Kubernetes sets it on the last state it sends.
+            EventRef::Deleted { object, revision, .. } => ("DELETED", object, revision),
+            EventRef::Bookmark { revision, initial_events_end } => {
+                if (initial_events_end && self.initial_events_end) || (!initial_events_end && self.bookmarks)
+                {
+                    self.bookmark(out, revision, initial_events_end);
+                }
+                return 0;
+            }
+        };
+        out.put_slice(br#"{"type":""#);
+        out.put_slice(kind.as_bytes());
+        out.put_slice(br#"","object":"#);
+        object.write_json(out, &self.served.head, revision);
+        out.put_slice(b"}\n");
+        1
+    }
+
+    fn bookmark(&self, out: &mut BytesMut, revision: u64, initial_events_end: bool) {
+        let annotations =
+            if initial_events_end { r#","annotations":{"k8s.io/initial-events-end":"true"}"# } else { "" };
+        out.put_slice(
+            format!(
+                r#"{{"type":"BOOKMARK","object":{{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{revision}"{annotations}}}}}}}"#,
+                self.served.def.kind, self.served.api_version
+            )
+            .as_bytes(),
+        );
+        out.put_u8(b'\n');
+    }
+
+    /// The line that ends a watch that cannot go on; nothing for a clean end.
+    fn error(&self, out: &mut BytesMut, error: &WatchError) {
+        let status = match *error {
+            WatchError::Closed => return,
+            WatchError::Expired { requested, oldest } => ApiError::expired(requested, oldest),
+            // Resuming from `resume_from` works, but clients treat 410 as "list again",
+            // which is what Kubernetes tells a watcher it dropped.
+            WatchError::TooSlow { resume_from } => ApiError::expired(resume_from, resume_from),
+            WatchError::TooNew { requested, current } => ApiError::too_new(requested, current),
+            ref other => ApiError::unavailable(other.to_string()),
+        };
+        out.put_slice(br#"{"type":"ERROR","object":"#);
+        out.put_slice(status.to_status().to_string().as_bytes());
+        out.put_slice(b"}\n");
+    }
+}

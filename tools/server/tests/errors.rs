@@ -1,0 +1,318 @@
+//! Bad input, over HTTP: each request gets the Kubernetes `Status` with the right code and
+//! reason, and nothing else changes. Plus the limits: watches, body size, a client that
+//! stops reading, and a graceful stop on SIGTERM.
+
+mod support;
+
+use kube::client::Body;
+use kube::{Client, Config};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::Running;
+use watchcache_server::Settings;
+
+const MAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+/// A failsafe for reads from the server: a hang fails the test instead of blocking CI.
+const HANG: Duration = Duration::from_secs(60);
+
+struct Raw(Client);
+
+impl Raw {
+    fn new(server: &Running) -> Self {
+        Self(Client::try_from(Config::new(server.url().parse().unwrap())).unwrap())
+    }
+
+    /// Sends a request; returns the status code, the `Retry-After` header and the body.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, Value) {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.0.send(request).await.expect("a response");
+        let code = response.status().as_u16();
+        let retry_after =
+            response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect_bytes().await.expect("a body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (code, retry_after, body)
+    }
+
+    async fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let (code, _, body) =
+            self.send(method, path, "application/json", body.to_string().into_bytes()).await;
+        (code, body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (code, _, body) = self.send("GET", path, "application/json", Vec::new()).await;
+        (code, body)
+    }
+}
+
+fn map(name: &str, value: &str) -> Value {
+    json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name }, "data": { "value": value } })
+}
+
+/// A bad request: method, path, content type, body; the code and reason it must get.
+type Case = (&'static str, String, &'static str, Vec<u8>, u16, &'static str);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_a_status_and_change_nothing() {
+    let server = Running::start(Settings { max_body_bytes: 4096, ..Settings::default() }).await;
+    let raw = Raw::new(&server);
+    assert_eq!(raw.json("POST", MAPS, &map("keep", "1")).await.0, 201);
+    let (code, kept) = raw.json("PUT", &format!("{MAPS}/keep"), &map("keep", "2")).await;
+    assert_eq!(code, 200);
+    let stale = "1";
+    let before = raw.get(MAPS).await.1;
+
+    let too_big = map("big", &"x".repeat(8192)).to_string().into_bytes();
+    let stale_replace =
+        json!({ "kind": "ConfigMap", "metadata": { "name": "keep", "resourceVersion": stale } });
+    let stale_delete = json!({ "preconditions": { "resourceVersion": stale } });
+    let cases: Vec<Case> = vec![
+        ("GET", format!("{MAPS}?labelSelector=app%20in%20x"), "", vec![], 400, "BadRequest"),
+        ("GET", format!("{MAPS}?fieldSelector=status.phase%3DRunning"), "", vec![], 400, "BadRequest"),
+        ("GET", format!("{MAPS}?resourceVersion=abc"), "", vec![], 400, "BadRequest"),
+        (
+            "GET",
+            format!("{MAPS}?resourceVersion=1&resourceVersionMatch=Sometimes"),
+            "",
+            vec![],
+            400,
+            "BadRequest",
+        ),
+        ("GET", format!("{MAPS}?limit=-1"), "", vec![], 400, "BadRequest"),
+        ("GET", format!("{MAPS}?limit=1&continue=bm90LWEtdG9rZW4"), "", vec![], 400, "BadRequest"),
+        ("GET", format!("{MAPS}?watch=maybe"), "", vec![], 400, "BadRequest"),
+        ("GET", "/api/v1/namespaces/default/widgets".into(), "", vec![], 404, "NotFound"),
+        ("GET", "/api/v1/namespaces/Not_A_Namespace/configmaps".into(), "", vec![], 400, "BadRequest"),
+        ("GET", format!("{MAPS}/missing"), "", vec![], 404, "NotFound"),
+        ("POST", MAPS.into(), "application/json", b"{not json".to_vec(), 400, "BadRequest"),
+        (
+            "POST",
+            MAPS.into(),
+            "application/json",
+            br#"{"kind":"Pod","metadata":{"name":"p"}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            MAPS.into(),
+            "application/json",
+            map("Bad_Name", "x").to_string().into_bytes(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            MAPS.into(),
+            "application/json",
+            map("keep", "other").to_string().into_bytes(),
+            409,
+            "AlreadyExists",
+        ),
+        ("POST", MAPS.into(), "application/json", too_big, 413, "RequestEntityTooLarge"),
+        (
+            "PUT",
+            format!("{MAPS}/keep"),
+            "application/json",
+            stale_replace.to_string().into_bytes(),
+            409,
+            "Conflict",
+        ),
+        (
+            "PUT",
+            format!("{MAPS}/keep"),
+            "application/json",
+            map("other", "x").to_string().into_bytes(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "PUT",
+            format!("{MAPS}/missing"),
+            "application/json",
+            map("missing", "x").to_string().into_bytes(),
+            404,
+            "NotFound",
+        ),
+        (
+            "PATCH",
+            format!("{MAPS}/keep"),
+            "application/json-patch+json",
+            b"[]".to_vec(),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            "PATCH",
+            format!("{MAPS}/keep"),
+            "application/merge-patch+json",
+            b"{nope".to_vec(),
+            400,
+            "BadRequest",
+        ),
+        ("DELETE", format!("{MAPS}/missing"), "", vec![], 404, "NotFound"),
+        (
+            "DELETE",
+            format!("{MAPS}/keep"),
+            "application/json",
+            stale_delete.to_string().into_bytes(),
+            409,
+            "Conflict",
+        ),
+    ];
+    for (method, path, content_type, body, code, reason) in cases {
+        let (got, _, status) = raw.send(method, &path, content_type, body).await;
+        assert_eq!(got, code, "{method} {path}: {status}");
+        assert_eq!(status["kind"], "Status", "{method} {path}");
+        assert_eq!(status["reason"], reason, "{method} {path}: {status}");
+        assert_eq!(status["code"], code, "{method} {path}");
+        let message = status["message"].as_str().unwrap();
+        assert!(!message.is_empty() && message.starts_with(|c: char| !c.is_uppercase()), "{message}");
+    }
+    let after = raw.get(MAPS).await.1;
+    assert_eq!(after, before, "no bad request changed anything, not even the revision");
+    assert_eq!(after["items"][0]["data"]["value"], "2");
+    assert_eq!(after["items"][0]["metadata"]["resourceVersion"], kept["metadata"]["resourceVersion"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_older_than_the_window_are_410_and_tokens_too() {
+    let server = Running::start(Settings { window: Some(4), ..Settings::default() }).await;
+    let raw = Raw::new(&server);
+    for at in 0..3 {
+        raw.json("POST", MAPS, &map(&format!("m{at}"), "v")).await;
+    }
+    let (code, page) = raw.get(&format!("{MAPS}?limit=1")).await;
+    assert_eq!(code, 200);
+    let token = page["metadata"]["continue"].as_str().expect("a continue token").to_owned();
+    let exact = raw.get(&format!("{MAPS}?resourceVersion=2&resourceVersionMatch=Exact")).await;
+    assert_eq!((exact.0, exact.1["items"].as_array().unwrap().len()), (200, 2), "within the window");
+    for at in 0..10 {
+        raw.json("PUT", &format!("{MAPS}/m0"), &map("m0", &at.to_string())).await;
+    }
+    for path in [
+        format!("{MAPS}?resourceVersion=2&resourceVersionMatch=Exact"),
+        format!("{MAPS}?limit=1&continue={token}"),
+    ] {
+        let (code, status) = raw.get(&path).await;
+        assert_eq!((code, status["reason"].as_str()), (410, Some("Expired")), "{path}: {status}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_over_the_limit_get_429_with_retry_after() {
+    let server = Running::start(Settings { max_watches: 1, ..Settings::default() }).await;
+    let address = server.address.to_string();
+    // Raw connections: kube's client retries a 429 by itself, which is what a 429 is for.
+    let (open, refused) = tokio::task::spawn_blocking(move || {
+        let open = request_watch(&address);
+        assert!(open.head.starts_with("HTTP/1.1 200"), "{}", open.head);
+        let mut refused = request_watch(&address);
+        let mut body = String::new();
+        refused.reader.read_to_string(&mut body).unwrap();
+        (open, (refused.head, body))
+    })
+    .await
+    .unwrap();
+    let (head, body) = refused;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    assert!(head.to_lowercase().contains("retry-after: 1\r\n"), "{head}");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["reason"], "TooManyRequests");
+    drop(open);
+    server.stop().await;
+}
+
+/// A watch request on a raw connection (closed after the response): the response head,
+/// and a reader at the start of the body.
+struct RawWatch {
+    head: String,
+    reader: BufReader<TcpStream>,
+}
+
+fn request_watch(address: &str) -> RawWatch {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    write!(stream, "GET {MAPS}?watch=true HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        assert!(reader.read_line(&mut head).unwrap() > 0, "the connection closed in the head: {head}");
+    }
+    RawWatch { head, reader }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let settings = Settings { write_timeout: Duration::from_millis(200), ..Settings::default() };
+    let server = Running::start(settings).await;
+    let raw = Raw::new(&server);
+    let mut stalled = request_watch(&server.address.to_string()).reader;
+    // 30 MB of events, more than the loopback socket buffers hold, while it reads nothing.
+    let payload = "x".repeat(100_000);
+    for at in 0..300 {
+        let (code, _) = raw.json("POST", MAPS, &map(&format!("big{at}"), &payload)).await;
+        assert_eq!(code, 201, "the server goes on while one client is stalled");
+    }
+    // The server gave up on it: reading now ends (not with a clean chunked end) rather
+    // than going on to the last event.
+    let received = tokio::task::spawn_blocking(move || {
+        let mut received = Vec::new();
+        let _ = stalled.read_to_end(&mut received);
+        received
+    })
+    .await
+    .unwrap();
+    assert!(!received.ends_with(b"0\r\n\r\n"), "the response was cut, not completed");
+    assert!(received.len() < 300 * 100_000, "the stalled client did not get every event");
+    server.stop().await;
+}
+
+#[test]
+fn sigterm_ends_watches_cleanly_and_exits_zero() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchcache-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "the server exited before serving");
+        if let Some((_, address)) = line.split_once("address=") {
+            break address.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let watch = request_watch(&address);
+    assert!(watch.head.starts_with("HTTP/1.1 200"), "{}", watch.head);
+    let mut watch = watch.reader;
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut rest = Vec::new();
+    watch.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.ends_with(b"0\r\n\r\n"),
+        "the watch ended with a clean chunked end: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(child.wait().unwrap().success(), "exit code 0");
+}

@@ -1,0 +1,164 @@
+//! `kubectl`, unchanged, against the server: create from a file, get as JSON and by
+//! label, a watch that prints the changes made while it runs, delete, and `/metrics`.
+//!
+//! Uses `$KUBECTL` if set, else `kubectl` on the `PATH` (`.ci/run` provides Debian's
+//! `kubernetes-client`, kubectl 1.20).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use support::Running;
+use watchcache_server::Settings;
+
+/// A failsafe for waits on kubectl's output: a hang fails the test instead of blocking.
+const HANG: Duration = Duration::from_secs(60);
+
+struct Kubectl {
+    program: PathBuf,
+    server: String,
+    home: PathBuf,
+}
+
+impl Kubectl {
+    fn new(server: &Running, home: &Path) -> Self {
+        let program = std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+        Self { program, server: server.url(), home: home.to_owned() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.program);
+        // No kubeconfig or cache of the user's: only the server under test.
+        command
+            .env("HOME", &self.home)
+            .env("KUBECONFIG", self.home.join("kubeconfig"))
+            .args(["--server", &self.server, "--cache-dir", self.home.join("cache").to_str().unwrap()])
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().unwrap_or_else(|error| {
+            panic!(
+                "cannot run {:?} ({error}): install Debian's kubernetes-client or set KUBECTL",
+                self.program
+            )
+        });
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run(args).stdout).expect("utf-8 output")
+    }
+
+    /// Starts `kubectl args…` and returns it with a channel of its output lines.
+    fn spawn(&self, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+        let mut child =
+            self.command(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("kubectl runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, received)
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("watchcache-kubectl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    std::fs::write(dir.join("kubeconfig"), "apiVersion: v1\nkind: Config\n").expect("an empty kubeconfig");
+    dir
+}
+
+fn manifest(dir: &Path, name: &str, app: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: \"{app}\"\ndata:\n  greeting: hello\n"
+    );
+    std::fs::write(&path, yaml).expect("a manifest");
+    path
+}
+
+#[test]
+fn kubectl_creates_gets_watches_and_deletes() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server = runtime.block_on(Running::start(Settings::default()));
+    let dir = temp_dir("session");
+    let kubectl = Kubectl::new(&server, &dir);
+
+    // The server serves no OpenAPI schema, so client-side validation is off.
+    for (name, app) in [("one", "x"), ("two", "y")] {
+        let created = kubectl.stdout(&[
+            "create",
+            "--validate=false",
+            "-f",
+            manifest(&dir, name, app).to_str().unwrap(),
+        ]);
+        assert_eq!(created.trim(), format!("configmap/{name} created"));
+    }
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&kubectl.stdout(&["get", "configmaps", "-o", "json"]))
+            .expect("json from kubectl");
+    let names: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|m| m["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["one", "two"]);
+    assert_eq!(listed["items"][0]["data"]["greeting"], "hello");
+
+    assert_eq!(kubectl.stdout(&["get", "configmaps", "-l", "app=x", "-o", "name"]).trim(), "configmap/one");
+    let one: serde_json::Value =
+        serde_json::from_str(&kubectl.stdout(&["get", "configmap", "one", "-o", "json"])).unwrap();
+    assert_eq!(one["metadata"]["labels"]["app"], "x");
+
+    // A watch: a header, the current objects, then the changes made meanwhile (kubectl
+    // prints EVENT NAME AGE; the server serves objects, not tables, so these columns).
+    let (mut watch, lines) = kubectl.spawn(&["get", "configmaps", "--watch", "--output-watch-events"]);
+    let expect = |wanted: &str| {
+        let line = lines.recv_timeout(HANG).unwrap_or_else(|_| panic!("kubectl printed no {wanted:?}"));
+        let columns: Vec<&str> = line.split_whitespace().take(2).collect();
+        assert_eq!(columns.join(" "), wanted, "line {line:?}");
+    };
+    expect("EVENT NAME");
+    expect("ADDED one");
+    expect("ADDED two");
+    kubectl.run(&["create", "configmap", "three", "--from-literal=greeting=hi"]);
+    expect("ADDED three");
+    // A patch (kubectl label sends a strategic merge patch).
+    kubectl.run(&["label", "configmap", "three", "tier=front"]);
+    expect("MODIFIED three");
+    let tier = kubectl.stdout(&["get", "configmap", "three", "-o", "jsonpath={.metadata.labels.tier}"]);
+    assert_eq!(tier, "front");
+    assert_eq!(kubectl.stdout(&["delete", "configmap", "three"]).trim(), "configmap \"three\" deleted");
+    expect("DELETED three");
+    watch.kill().expect("the watch stops");
+    let _ = watch.wait();
+
+    let missing = kubectl.command(&["get", "configmap", "three"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    let metrics = kubectl.stdout(&["get", "--raw", "/metrics"]);
+    assert!(metrics.contains(r#"watchcache_encodes_total{resource="configmaps"}"#), "{metrics}");
+    assert!(metrics.contains("watchcache_deliveries_total"), "{metrics}");
+    runtime.block_on(server.stop());
+    let _ = std::fs::remove_dir_all(&dir);
+}
