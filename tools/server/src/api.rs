@@ -434,7 +434,7 @@ async fn update(
         let (current, _) = served.cacher.get(&key)?;
         let Some(current) = current else { return Err(ApiError::not_found(kind, &item.name)) };
         let submitted = next(&current)?;
-        if submitted.name("")? != item.name {
+        if submitted.declared_name() != Some(item.name.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "metadata.name does not match the name in the path {:?}",
                 item.name

@@ -96,6 +96,11 @@ impl Submitted {
         Ok(Self { body, metadata, resource_version })
     }
 
+    /// `metadata.name` as sent, if it is a string.
+    pub(crate) fn declared_name(&self) -> Option<&str> {
+        self.metadata.get("name").and_then(Value::as_str)
+    }
+
     /// `metadata.name`, or a name made from `metadata.generateName` and `uid`.
     pub(crate) fn name(&self, uid: &str) -> Result<String, ApiError> {
         let name = match (self.metadata.get("name"), self.metadata.get("generateName")) {

@@ -282,3 +282,43 @@ async fn pods_select_by_node_name_through_the_index() {
     assert_eq!(added, ["p2", "p4"]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_falls_out_of_the_window_relists_and_ends_equal() {
+    let settings =
+        Settings { window: Some(4), write_timeout: Duration::from_secs(120), ..Settings::default() };
+    let server = Running::start(settings).await;
+    let maps: Api<ConfigMap> = Api::namespaced(client(&server), "default");
+    random_changes(&maps, 3, 20).await;
+    let (reader, writer) = reflector::store();
+    let mut events = reflector(writer, watcher(maps.clone(), watcher::Config::default())).boxed();
+    while !matches!(
+        tokio::time::timeout(HANG, events.try_next()).await.expect("an event"),
+        Ok(Some(watcher::Event::InitDone))
+    ) {}
+    // While the watcher is not polled, 20 MB of changes: more than the sockets buffer, so
+    // the server's side of the watch stops reading and falls out of the 4-event window.
+    let payload = "x".repeat(100_000);
+    for at in 0..200 {
+        maps.create(&PostParams::default(), &config_map(&format!("big{at:03}"), &[], &payload))
+            .await
+            .unwrap();
+    }
+    let expected = snapshot(&maps.list(&ListParams::default()).await.unwrap().items);
+    let mut relists = 0;
+    tokio::time::timeout(HANG, async {
+        while relists == 0 || snapshot(reader.state().iter().map(|m| &**m)) != expected {
+            match events.try_next().await {
+                Ok(Some(watcher::Event::Init)) => relists += 1,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the watcher ended"),
+                // The 410 comes through as an error; the watcher relists by itself.
+                Err(error) => eprintln!("watcher error (it relists): {error}"),
+            }
+        }
+    })
+    .await
+    .expect("the watcher relisted and reached the server's state");
+    assert!(relists >= 1);
+    server.stop().await;
+}

@@ -1,0 +1,88 @@
+//! Custom resources named at start-up, discovery, and watch options over raw HTTP.
+
+mod support;
+
+use kube::{Client, Config};
+use serde_json::{json, Value};
+use support::Running;
+use watchcache_server::{ResourceDef, Settings};
+
+async fn request(client: &Client, method: &str, path: &str, body: Option<Value>) -> (u16, Vec<u8>) {
+    let body = body.map(|body| body.to_string().into_bytes()).unwrap_or_default();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(body))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    let code = response.status().as_u16();
+    (code, response.into_body().collect_bytes().await.unwrap().to_vec())
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_is_served_and_discovered() {
+    let mut settings = Settings::default();
+    settings.resources.push(ResourceDef::parse("example.com/v1/widgets/Widget").unwrap());
+    let server = Running::start(settings).await;
+    let client = Client::try_from(Config::new(server.url().parse().unwrap())).unwrap();
+
+    let groups = json_of(&request(&client, "GET", "/apis", None).await.1);
+    assert_eq!(groups["groups"][0]["name"], "example.com");
+    assert_eq!(groups["groups"][0]["preferredVersion"]["groupVersion"], "example.com/v1");
+    let resources = json_of(&request(&client, "GET", "/apis/example.com/v1", None).await.1);
+    assert_eq!(resources["resources"][0]["kind"], "Widget");
+    assert_eq!(resources["resources"][0]["namespaced"], true);
+    let core = json_of(&request(&client, "GET", "/api/v1", None).await.1);
+    let names: Vec<&str> =
+        core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["configmaps", "pods"]);
+    assert_eq!(request(&client, "GET", "/apis/example.com/v2", None).await.0, 404);
+
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let widget = json!({ "apiVersion": "example.com/v1", "kind": "Widget", "metadata": { "name": "w" }, "spec": { "size": 3 } });
+    let (code, created) = request(&client, "POST", widgets, Some(widget)).await;
+    assert_eq!(code, 201);
+    let created = json_of(&created);
+    assert_eq!(
+        (created["apiVersion"].as_str(), created["spec"]["size"].as_u64()),
+        (Some("example.com/v1"), Some(3))
+    );
+    let (code, fetched) = request(&client, "GET", &format!("{widgets}/w"), None).await;
+    assert_eq!((code, json_of(&fetched)), (200, created));
+    let listed = json_of(&request(&client, "GET", "/apis/example.com/v1/widgets", None).await.1);
+    assert_eq!(listed["kind"], "WidgetList");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    // Another resource's kind in its body is refused.
+    let wrong = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "x" } });
+    assert_eq!(request(&client, "POST", widgets, Some(wrong)).await.0, 400);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_at_its_timeout_and_sends_bookmarks_when_asked() {
+    let server = Running::start(Settings::default()).await;
+    let client = Client::try_from(Config::new(server.url().parse().unwrap())).unwrap();
+    let maps = "/api/v1/namespaces/default/configmaps";
+    let map = json!({ "metadata": { "name": "a" }, "data": { "k": "v" } });
+    assert_eq!(request(&client, "POST", maps, Some(map)).await.0, 201);
+    // The response completes by itself after one second: the body is the whole stream.
+    let path = format!("{maps}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1");
+    let (code, body) = request(&client, "GET", &path, None).await;
+    assert_eq!(code, 200);
+    let lines: Vec<Value> =
+        body.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()).map(json_of).collect();
+    assert_eq!(lines[0]["type"], "ADDED");
+    assert_eq!(lines[0]["object"]["metadata"]["name"], "a");
+    assert_eq!(lines[1]["type"], "BOOKMARK");
+    assert_eq!(lines[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+    assert_eq!(
+        lines[1]["object"]["metadata"]["resourceVersion"],
+        lines[0]["object"]["metadata"]["resourceVersion"]
+    );
+    server.stop().await;
+}
