@@ -4,8 +4,9 @@
 //! - The directory is created if missing. Its (recursive, inotify) watch is added
 //!   *before* the directory is walked, so nothing created during start-up is missed; a
 //!   socket seen by both the walk and an event is one plugin (same inode).
-//! - Sub-directories are walked and watched (a directory created later is walked when
-//!   its creation is seen, for sockets made in it before its watch existed).
+//! - Sub-directories are walked and watched. A directory created later gets its watch
+//!   added by the handler (not left to the inotify layer's own timing) before it is
+//!   walked, so a socket made in it right after it was made is seen by one or the other.
 //! - Unix sockets only; names starting with `.` are ignored, and so is everything under
 //!   such a directory; other files are ignored with a debug log.
 //! - A removed path leaves the desired state whatever it was (it can no longer be
@@ -18,7 +19,7 @@ use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 /// Why the watcher could not start.
@@ -44,8 +45,8 @@ impl std::error::Error for WatchDirError {}
 /// Watches a plugin directory until dropped.
 #[derive(Debug)]
 pub struct SocketDirWatcher {
-    /// Dropped first: closing its event channel ends the handling thread.
-    watcher: Option<RecommendedWatcher>,
+    /// Taken out and dropped first: closing its event channel ends the handling thread.
+    watcher: Arc<Mutex<Option<RecommendedWatcher>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -55,31 +56,33 @@ impl SocketDirWatcher {
     ///
     /// # Errors
     /// The directory cannot be created, or inotify refuses the watch.
-    pub fn start(dir: &Path, mut writer: DesiredStateWriter) -> Result<Self, WatchDirError> {
+    pub fn start(dir: &Path, writer: DesiredStateWriter) -> Result<Self, WatchDirError> {
         std::fs::create_dir_all(dir).map_err(WatchDirError::Io)?;
         let root = dir.canonicalize().map_err(WatchDirError::Io)?;
         let (events, received) = mpsc::channel::<notify::Result<Event>>();
         let mut watcher = notify::recommended_watcher(events).map_err(WatchDirError::Notify)?;
         watcher.watch(&root, RecursiveMode::Recursive).map_err(WatchDirError::Notify)?;
-        walk(&root, &root, &mut writer);
+        let watcher = Arc::new(Mutex::new(Some(watcher)));
+        let mut handler = Handler { root: root.clone(), writer, watcher: watcher.clone() };
+        handler.walk(&root);
         let thread = std::thread::Builder::new()
             .name("plugin-dir-watcher".into())
             .spawn(move || {
                 for event in received {
                     match event {
-                        Ok(event) => handle(&root, &event, &mut writer),
+                        Ok(event) => handler.handle(&event),
                         Err(error) => tracing::warn!(%error, "plugin directory watch error"),
                     }
                 }
             })
             .map_err(WatchDirError::Io)?;
-        Ok(Self { watcher: Some(watcher), thread: Some(thread) })
+        Ok(Self { watcher, thread: Some(thread) })
     }
 }
 
 impl Drop for SocketDirWatcher {
     fn drop(&mut self) {
-        drop(self.watcher.take());
+        drop(self.watcher.lock().unwrap_or_else(PoisonError::into_inner).take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -93,52 +96,69 @@ fn hidden(root: &Path, path: &Path) -> bool {
         .unwrap_or(true)
 }
 
-/// Adds the socket at `path`, or walks it if it is a directory.
-fn found(root: &Path, path: &Path, writer: &mut DesiredStateWriter) {
-    if hidden(root, path) {
-        return;
-    }
-    let Ok(metadata) = std::fs::symlink_metadata(path) else { return };
-    if metadata.is_dir() {
-        walk(root, path, writer);
-    } else if metadata.file_type().is_socket() {
-        if writer.add(path, metadata.ino()) {
-            tracing::debug!(path = %path.display(), "plugin socket added");
-        }
-    } else {
-        tracing::debug!(path = %path.display(), "not a socket; ignored");
-    }
+/// Turns events into desired-state changes; owned by the handling thread.
+struct Handler {
+    root: PathBuf,
+    writer: DesiredStateWriter,
+    /// To add a new directory's watch before walking it.
+    watcher: Arc<Mutex<Option<RecommendedWatcher>>>,
 }
 
-/// Adds every socket under `dir`, at any depth.
-fn walk(root: &Path, dir: &Path, writer: &mut DesiredStateWriter) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        found(root, &entry.path(), writer);
-    }
-}
-
-fn handle(root: &Path, event: &Event, writer: &mut DesiredStateWriter) {
-    let paths: &[PathBuf] = &event.paths;
-    match event.kind {
-        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-            paths.iter().for_each(|path| found(root, path, writer));
+impl Handler {
+    /// Adds the socket at `path`, or watches and walks it if it is a directory.
+    fn found(&mut self, path: &Path) {
+        if hidden(&self.root, path) {
+            return;
         }
-        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
-            paths.iter().for_each(|path| writer.remove(path));
-        }
-        // Sent after the `From` and `To` halves of the same rename, already handled.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {}
-        // A rename notify could not pair: what exists now is there, the rest is gone.
-        EventKind::Modify(ModifyKind::Name(_)) => {
-            for path in paths {
-                if path.exists() {
-                    found(root, path, writer);
-                } else {
-                    writer.remove(path);
+        let Ok(metadata) = std::fs::symlink_metadata(path) else { return };
+        if metadata.is_dir() {
+            if path != self.root {
+                if let Some(watcher) = self.watcher.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                    if let Err(error) = watcher.watch(path, RecursiveMode::Recursive) {
+                        tracing::warn!(path = %path.display(), %error, "cannot watch a plugin sub-directory");
+                    }
                 }
             }
+            self.walk(path);
+        } else if metadata.file_type().is_socket() {
+            if self.writer.add(path, metadata.ino()) {
+                tracing::debug!(path = %path.display(), "plugin socket added");
+            }
+        } else {
+            tracing::debug!(path = %path.display(), "not a socket; ignored");
         }
-        _ => {}
+    }
+
+    /// Adds every socket under `dir`, at any depth.
+    fn walk(&mut self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            self.found(&entry.path());
+        }
+    }
+
+    fn handle(&mut self, event: &Event) {
+        let paths: &[PathBuf] = &event.paths;
+        match event.kind {
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                paths.iter().for_each(|path| self.found(path));
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                paths.iter().for_each(|path| self.writer.remove(path));
+            }
+            // Sent after the `From` and `To` halves of the same rename, already handled.
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {}
+            // A rename notify could not pair: what exists now is there, the rest is gone.
+            EventKind::Modify(ModifyKind::Name(_)) => {
+                for path in paths {
+                    if path.exists() {
+                        self.found(path);
+                    } else {
+                        self.writer.remove(path);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }

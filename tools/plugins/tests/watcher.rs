@@ -5,7 +5,7 @@
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use watchcache::{Event, RecvTimeoutError, Start, Watch, WatchOptions};
+use watchcache::{At, Event, ListOptions, RecvTimeoutError, Start, Watch, WatchOptions};
 use watchcache_plugins::desired::{desired_state, DesiredPlugin, DesiredState};
 use watchcache_plugins::watcher::SocketDirWatcher;
 
@@ -63,46 +63,56 @@ impl Fixture {
         revision
     }
 
-    fn expect_removed(&mut self, path: &Path) {
-        let (added, seen, _) = self.next();
+    fn expect_removed(&mut self, path: &Path) -> u64 {
+        let (added, seen, revision) = self.next();
         assert!(!added && seen.file_name() == path.file_name(), "expected {path:?} removed, got {seen:?}");
+        revision
+    }
+
+    /// The desired plugins' paths as of `revision` (a watch can see an event before a
+    /// list does).
+    fn paths_at(&self, revision: u64) -> Vec<PathBuf> {
+        let (plugins, _) = self.desired.cacher().list(ListOptions::new().at(At::AtLeast(revision))).unwrap();
+        plugins.iter().map(|(_, plugin)| plugin.path.clone()).collect()
     }
 }
 
 #[test]
 fn ten_plugins_in_turn_each_appear() {
     let mut fixture = Fixture::start(temp_dir("ten"));
+    let mut last = 0;
     for at in 0..10 {
         let path = fixture.socket(&format!("plugin-{at}.sock"));
-        fixture.expect_added(&path);
+        last = fixture.expect_added(&path);
     }
-    assert_eq!(fixture.desired.plugins().len(), 10);
+    assert_eq!(fixture.paths_at(last).len(), 10);
 }
 
 #[test]
 fn the_same_name_on_ten_paths_is_ten_plugins() {
     let mut fixture = Fixture::start(temp_dir("same-name"));
+    let mut last = 0;
     for at in 0..10 {
         let path = fixture.socket(&format!("dir-{at}/plugin.sock"));
-        fixture.expect_added(&path);
+        last = fixture.expect_added(&path);
     }
-    assert_eq!(fixture.desired.plugins().len(), 10);
+    assert_eq!(fixture.paths_at(last).len(), 10);
 }
 
 #[test]
 fn one_path_re_created_ten_times_is_ten_identities() {
     let mut fixture = Fixture::start(temp_dir("recreated"));
-    let mut identities = Vec::new();
+    let (mut identities, mut last) = (Vec::new(), 0);
     for _ in 0..10 {
         let path = fixture.socket("plugin.sock");
         identities.push(fixture.expect_added(&path));
         drop(fixture.sockets.pop());
         std::fs::remove_file(&path).unwrap();
-        fixture.expect_removed(&path);
+        last = fixture.expect_removed(&path);
     }
     identities.dedup();
     assert_eq!(identities.len(), 10, "each re-creation is a new revision: {identities:?}");
-    assert!(fixture.desired.plugins().is_empty());
+    assert!(fixture.paths_at(last).is_empty());
 }
 
 #[test]
@@ -144,9 +154,8 @@ fn hidden_names_and_other_files_are_ignored() {
     std::fs::write(fixture.dir.join("not-a-socket"), b"x").unwrap();
     // Events are handled in order: once this one is in, the ones before were ignored.
     let visible = fixture.socket("visible.sock");
-    fixture.expect_added(&visible);
-    let paths: Vec<PathBuf> = fixture.desired.plugins().into_iter().map(|plugin| plugin.path).collect();
-    assert_eq!(paths, [visible.canonicalize().unwrap()]);
+    let revision = fixture.expect_added(&visible);
+    assert_eq!(fixture.paths_at(revision), [visible.canonicalize().unwrap()]);
 }
 
 #[test]
@@ -157,6 +166,6 @@ fn a_socket_renamed_out_of_the_directory_is_removed() {
     let outside = temp_dir("renamed-outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::rename(&path, outside.join("plugin.sock")).unwrap();
-    fixture.expect_removed(&path);
-    assert!(fixture.desired.plugins().is_empty());
+    let revision = fixture.expect_removed(&path);
+    assert!(fixture.paths_at(revision).is_empty());
 }

@@ -1,0 +1,220 @@
+//! The reconciler end to end: a real directory, real inotify, and the test plugin as a
+//! separate process serving the registration protocol over gRPC on its Unix socket. The
+//! kubelet's reconciler tests (register, unregister, re-register) and what they miss
+//! (no handler for a type, registration failing then retried, the notification failing,
+//! stale sockets beside live ones). Waits are on events, with a failsafe against hangs.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use watchcache_plugins::desired::desired_state;
+use watchcache_plugins::reconciler::{ActualState, Handler, Reconciler};
+use watchcache_plugins::watcher::SocketDirWatcher;
+
+/// A failsafe: a hang fails the test instead of blocking CI.
+const HANG: Duration = Duration::from_secs(30);
+
+/// A handler that reports every call, and refuses the first `fail_first` registrations.
+struct Recording {
+    calls: Mutex<UnboundedSender<String>>,
+    fail_first: AtomicUsize,
+}
+
+impl Handler for Recording {
+    fn validate(&self, _: &str, _: &Path, versions: &[String]) -> Result<(), String> {
+        if versions.iter().any(|version| version == "v1") {
+            Ok(())
+        } else {
+            Err("unsupported versions".into())
+        }
+    }
+
+    fn register(&self, name: &str, _: &Path, _: &[String]) -> Result<(), String> {
+        let refuse =
+            self.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let _ = self
+            .calls
+            .lock()
+            .unwrap()
+            .send(format!("register {name}{}", if refuse { " (refused)" } else { "" }));
+        if refuse {
+            return Err("the handler is not ready".into());
+        }
+        Ok(())
+    }
+
+    fn deregister(&self, name: &str) {
+        let _ = self.calls.lock().unwrap().send(format!("deregister {name}"));
+    }
+}
+
+struct Host {
+    dir: PathBuf,
+    calls: UnboundedReceiver<String>,
+    actual: ActualState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _watcher: SocketDirWatcher,
+}
+
+impl Host {
+    fn start(name: &str, fail_first: usize) -> Self {
+        Self::start_with(name, fail_first, |_| {})
+    }
+
+    /// Starts a host on a fresh directory that `prepare` fills first.
+    fn start_with(name: &str, fail_first: usize, prepare: impl FnOnce(&Path)) -> Self {
+        let dir = std::env::temp_dir().join(format!("watchcache-reconciler-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        prepare(&dir);
+        let (desired, writer) = desired_state();
+        let watcher = SocketDirWatcher::start(&dir, writer).unwrap();
+        let (sender, calls) = unbounded_channel();
+        let handler = Recording { calls: Mutex::new(sender), fail_first: AtomicUsize::new(fail_first) };
+        let handlers: HashMap<String, Arc<dyn Handler>> =
+            HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
+        let reconciler = Reconciler::new(desired, handlers);
+        let actual = reconciler.actual();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(reconciler.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { dir: dir.canonicalize().unwrap(), calls, actual, stop: Some(stop), _watcher: watcher }
+    }
+
+    async fn expect_call(&mut self, wanted: &str) {
+        let call = tokio::time::timeout(HANG, self.calls.recv()).await.expect("a handler call").unwrap();
+        assert_eq!(call, wanted);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The test plugin, as a separate process, and what it prints.
+struct Plugin {
+    child: Child,
+    lines: UnboundedReceiver<String>,
+}
+
+impl Plugin {
+    fn start(socket: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_watchcache-test-plugin"))
+            .arg("--socket")
+            .arg(socket)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("serving") {
+                    continue;
+                }
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    async fn expect(&mut self, wanted: &str) {
+        let line =
+            tokio::time::timeout(HANG, self.lines.recv()).await.expect("a status from the host").unwrap();
+        assert_eq!(line, wanted);
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_registers_unregisters_and_re_registers_when_re_created() {
+    let mut host = Host::start("lifecycle", 0);
+    let socket = host.dir.join("example.sock");
+    let mut plugin = Plugin::start(&socket, &["--name", "foo"]);
+    host.expect_call("register foo").await;
+    plugin.expect("registered").await;
+    let registered = host.actual.plugins();
+    assert_eq!(registered.len(), 1);
+    assert_eq!((registered[0].name.as_str(), &registered[0].endpoint), ("foo", &socket));
+
+    // Re-created: the old registration goes before the new one comes.
+    plugin.kill();
+    let mut again = Plugin::start(&socket, &["--name", "foo"]);
+    host.expect_call("deregister foo").await;
+    host.expect_call("register foo").await;
+    again.expect("registered").await;
+    let identity = host.actual.plugins()[0].identity;
+    assert!(identity > registered[0].identity, "a new identity: {identity} after {}", registered[0].identity);
+
+    // Gone: unregistered.
+    again.kill();
+    std::fs::remove_file(&socket).unwrap();
+    host.expect_call("deregister foo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_with_no_handler_is_told_why() {
+    let host = Host::start("no-handler", 0);
+    let mut plugin = Plugin::start(&host.dir.join("odd.sock"), &["--type", "odd"]);
+    plugin.expect("refused: no handler for plugin type \"odd\"").await;
+    assert!(host.actual.plugins().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_registration_is_retried_after_its_backoff() {
+    let mut host = Host::start("retried", 1);
+    let mut plugin = Plugin::start(&host.dir.join("example.sock"), &["--name", "foo"]);
+    host.expect_call("register foo (refused)").await;
+    plugin.expect("refused: the handler is not ready").await;
+    host.expect_call("register foo").await;
+    plugin.expect("registered").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_notification_leaves_the_plugin_out_and_deregistered() {
+    let mut host = Host::start("notify-fails", 0);
+    let mut plugin = Plugin::start(&host.dir.join("example.sock"), &["--name", "foo", "--fail-notify"]);
+    host.expect_call("register foo").await;
+    plugin.expect("registered").await;
+    // The notification failed: deregistered so that the retry is clean, and the retry
+    // comes (and fails the same way).
+    host.expect_call("deregister foo").await;
+    host.expect_call("register foo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_socket_does_not_hold_up_a_live_plugin() {
+    // A socket file nobody listens on, as a crashed plugin leaves behind, there at start.
+    let mut host = Host::start_with("stale", 0, |dir| {
+        drop(std::os::unix::net::UnixListener::bind(dir.join("a-stale.sock")).unwrap());
+    });
+    let mut plugin = Plugin::start(&host.dir.join("b-live.sock"), &["--name", "live"]);
+    host.expect_call("register live").await;
+    plugin.expect("registered").await;
+    let names: Vec<String> = host.actual.plugins().into_iter().map(|plugin| plugin.name).collect();
+    assert_eq!(names, ["live"], "the stale socket backs off on its own");
+}
