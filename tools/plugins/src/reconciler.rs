@@ -5,7 +5,7 @@
 //! whose identity (the desired state's revision for its path) changed, is unregistered;
 //! a desired plugin not registered under its current identity is registered — after the
 //! old one is unregistered, never beside it. Operations run on the
-//! [`OperationExecutor`](crate::executor::OperationExecutor): one per socket path at a
+//! [`OperationExecutor`]: one per socket path at a
 //! time, backing off per path after a failure, so a stale socket never delays another.
 //!
 //! Registering: dial the socket, `GetInfo`, find the handler for the plugin's type
