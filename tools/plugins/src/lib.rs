@@ -10,12 +10,15 @@
 //!   `Cacher`) and the reconciler that diffs the two and starts operations;
 //! - [`executor`]: at most one operation per key, exponential backoff per key;
 //! - [`registration`]: the kubelet's registration protocol (`pluginregistration`), gRPC
-//!   over the plugin's Unix socket.
+//!   over the plugin's Unix socket;
+//! - [`consumer`]: the `WatchConsumer` handler, which streams a cacher's events to a
+//!   plugin's endpoint and resumes from the revision it acknowledged.
 //!
 //! Two binaries: `watchcache-plugin-host` (a host that registers `example` plugins and
 //! prints them) and `watchcache-test-plugin` (a plugin serving the protocol, with options
 //! to stall `GetInfo` and to fail the notification).
 
+pub mod consumer;
 pub mod desired;
 pub mod executor;
 pub mod reconciler;
