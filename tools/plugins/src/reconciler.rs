@@ -15,9 +15,9 @@
 //! so the retry starts clean.
 
 use crate::desired::DesiredState;
-use crate::executor::OperationExecutor;
+use crate::executor::{ExecutorStats, OperationExecutor};
 use crate::registration::PluginClient;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +142,17 @@ impl Shared {
     }
 }
 
+/// What a reconciler has done; see [`Reconciler::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginStats {
+    /// Sockets in the desired state.
+    pub desired: usize,
+    /// Registered plugins by type.
+    pub registered: BTreeMap<String, usize>,
+    /// Operations started, failed, and refused (pending or backing off).
+    pub operations: ExecutorStats,
+}
+
 /// How often the reconciler looks again with nothing changed (for retries after a
 /// backoff).
 const RESYNC: Duration = Duration::from_millis(100);
@@ -173,9 +184,18 @@ impl Reconciler {
         self.actual.clone()
     }
 
-    /// The executor running its operations (for its stats).
+    /// The executor running its operations.
     pub fn executor(&self) -> &OperationExecutor {
         &self.executor
+    }
+
+    /// Plugins desired and registered (by type), and the operations' counters.
+    pub fn stats(&self) -> PluginStats {
+        let mut registered = BTreeMap::new();
+        for plugin in self.actual.plugins() {
+            *registered.entry(plugin.plugin_type).or_insert(0) += 1;
+        }
+        PluginStats { desired: self.desired.plugins().len(), registered, operations: self.executor.stats() }
     }
 
     /// One pass: starts the operations the difference calls for (those already running
@@ -203,7 +223,7 @@ impl Reconciler {
 
     /// Reconciles whenever either state changes (and every 100 ms while operations back
     /// off), until `stop` completes.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+    pub async fn run(&self, stop: impl std::future::Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         let mut desired = self.desired.cacher().watch(WatchOptions::new().start(Start::Now)).ok();
         let mut actual = self.actual.cacher().watch(WatchOptions::new().start(Start::Now)).ok();

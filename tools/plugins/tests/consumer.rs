@@ -82,9 +82,13 @@ async fn a_consumer_killed_and_restarted_gets_every_event_exactly_once() {
     let handlers: HashMap<String, Arc<dyn Handler>> =
         HashMap::from([(PLUGIN_TYPE.to_owned(), consumer.clone() as _)]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(Reconciler::new(desired, handlers).run(async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(async move {
+        Reconciler::new(desired, handlers)
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
 
     let socket = dir.join("consumer.sock");
     let mut first = Plugin::start(&socket, &log);

@@ -81,9 +81,13 @@ impl Host {
         let reconciler = Reconciler::new(desired, handlers);
         let actual = reconciler.actual();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(reconciler.run(async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(async move {
+            reconciler
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
         Self { dir: dir.canonicalize().unwrap(), calls, actual, stop: Some(stop), _watcher: watcher }
     }
 
@@ -217,4 +221,34 @@ async fn a_stale_socket_does_not_hold_up_a_live_plugin() {
     plugin.expect("registered").await;
     let names: Vec<String> = host.actual.plugins().into_iter().map(|plugin| plugin.name).collect();
     assert_eq!(names, ["live"], "the stale socket backs off on its own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_plugins_by_type_and_operations() {
+    let dir = std::env::temp_dir().join(format!("watchcache-reconciler-stats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (desired, writer) = desired_state();
+    let _watcher = SocketDirWatcher::start(&dir, writer).unwrap();
+    let (sender, _calls) = unbounded_channel();
+    let handler = Recording { calls: Mutex::new(sender), fail_first: AtomicUsize::new(0) };
+    let handlers: HashMap<String, Arc<dyn Handler>> =
+        HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
+    let reconciler = Arc::new(Reconciler::new(desired, handlers));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = reconciler.clone();
+    tokio::spawn(async move {
+        running
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let mut plugin = Plugin::start(&dir.canonicalize().unwrap().join("example.sock"), &["--name", "counted"]);
+    plugin.expect("registered").await;
+    let stats = reconciler.stats();
+    assert_eq!(stats.desired, 1);
+    assert_eq!(stats.registered.get("example"), Some(&1));
+    let operations = stats.operations;
+    assert_eq!(operations.started, operations.failures + 1, "one registration succeeded: {operations:?}");
+    let _ = stop.send(());
 }

@@ -1,12 +1,16 @@
-//! `watchcache-plugin-host`: watches a plugin directory and registers the plugins of
-//! type `example` that appear in it, printing each registration and unregistration.
-//! A demo of the crate: run it, then start `watchcache-test-plugin` with a socket in the
-//! directory.
+//! `watchcache-plugin-host`: watches a plugin directory and registers the plugins that
+//! appear in it: type `example` (printed as they come and go) and type `watch-consumer`,
+//! which receive a demo cacher's events (`demo/N`, one a second) through
+//! [`WatchConsumer`]. A demo of the crate: run it, then start `watchcache-test-plugin`
+//! with a socket in the directory.
 
 use clap::Parser;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use watchcache::Cacher;
+use watchcache_plugins::consumer::{WatchConsumer, PLUGIN_TYPE};
 use watchcache_plugins::desired::desired_state;
 use watchcache_plugins::reconciler::{Handler, Reconciler};
 use watchcache_plugins::watcher::SocketDirWatcher;
@@ -49,8 +53,22 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("watching {}", flags.dir.display());
-    let handlers: HashMap<String, Arc<dyn Handler>> =
-        HashMap::from([("example".to_owned(), Arc::new(Printing) as _)]);
+    // The state plugins consume: one change a second.
+    let cacher: Cacher<String> = Cacher::builder().build();
+    let producer = cacher.producer();
+    tokio::spawn(async move {
+        for tick in 1u64.. {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if producer.put_async(format!("demo/{}", tick % 10), format!("tick {tick}")).await.is_err() {
+                break;
+            }
+        }
+    });
+    let consumer = WatchConsumer::new(cacher, |value: &String| value.clone().into_bytes());
+    let handlers: HashMap<String, Arc<dyn Handler>> = HashMap::from([
+        ("example".to_owned(), Arc::new(Printing) as _),
+        (PLUGIN_TYPE.to_owned(), Arc::new(consumer) as _),
+    ]);
     Reconciler::new(desired, handlers)
         .run(async {
             let _ = tokio::signal::ctrl_c().await;
