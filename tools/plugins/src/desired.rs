@@ -100,3 +100,40 @@ impl DesiredStateWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watchcache::At;
+
+    fn at(desired: &DesiredState, revision: u64) -> Vec<(PathBuf, u64, u64)> {
+        let (plugins, _) = desired.cacher.list(ListOptions::new().at(At::AtLeast(revision))).unwrap();
+        plugins.iter().map(|(_, plugin)| (plugin.path.clone(), plugin.inode, plugin.revision)).collect()
+    }
+
+    #[test]
+    fn add_update_and_remove_as_the_kubelets_desired_state() {
+        let (desired, mut writer) = desired_state();
+        let a = Path::new("/plugins/a.sock");
+        assert!(writer.add(a, 7));
+        assert!(!writer.add(a, 7), "the same file seen again is the same plugin");
+        assert_eq!(at(&desired, 1), [(a.to_owned(), 7, 1)]);
+        assert!(writer.add(a, 8), "a new file at the path is an update");
+        assert_eq!(at(&desired, 2), [(a.to_owned(), 8, 2)], "with a new identity");
+        writer.remove(a);
+        assert!(at(&desired, 3).is_empty());
+        writer.remove(a);
+        assert_eq!(desired.cacher.stats().revision, 3, "removing a missing path changes nothing");
+    }
+
+    #[test]
+    fn removing_a_directory_removes_every_socket_under_it() {
+        let (desired, mut writer) = desired_state();
+        for path in ["/p/d/a.sock", "/p/d/e/b.sock", "/p/dd.sock"] {
+            writer.add(Path::new(path), 1);
+        }
+        writer.remove(Path::new("/p/d"));
+        let left: Vec<PathBuf> = at(&desired, 5).into_iter().map(|(path, ..)| path).collect();
+        assert_eq!(left, [PathBuf::from("/p/dd.sock")], "a sibling with a longer name stays");
+    }
+}

@@ -252,3 +252,16 @@ async fn stats_count_plugins_by_type_and_operations() {
     assert_eq!(operations.started, operations.failures + 1, "one registration succeeded: {operations:?}");
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_stalling_get_info_does_not_hold_up_another() {
+    let mut host = Host::start("stalled", 0);
+    // Longer than the 1 s GetInfo timeout: it fails, and backs off, on its own path.
+    let _stalled =
+        Plugin::start(&host.dir.join("a-stalled.sock"), &["--name", "slow", "--stall-get-info-ms", "5000"]);
+    let mut live = Plugin::start(&host.dir.join("b-live.sock"), &["--name", "live"]);
+    host.expect_call("register live").await;
+    live.expect("registered").await;
+    let names: Vec<String> = host.actual.plugins().into_iter().map(|plugin| plugin.name).collect();
+    assert_eq!(names, ["live"]);
+}
