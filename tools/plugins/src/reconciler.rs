@@ -12,7 +12,7 @@
 //! (none: the plugin is told `plugin_registered = false` with the reason), validate,
 //! register, record it in the actual state, and notify the plugin. When the registration
 //! or the notification fails, the plugin is left out of the actual state and deregistered,
-//! so the retry starts clean.
+//! so the retry starts clean (a plugin that fails validation was never registered).
 
 use crate::desired::DesiredState;
 use crate::executor::{ExecutorStats, OperationExecutor};
@@ -109,10 +109,13 @@ impl Shared {
         };
         let endpoint = if info.endpoint.is_empty() { path.clone() } else { PathBuf::from(&info.endpoint) };
         let versions = &info.supported_versions;
-        if let Err(reason) = handler
-            .validate(&info.name, &endpoint, versions)
-            .and_then(|()| handler.register(&info.name, &endpoint, versions))
-        {
+        if let Err(reason) = handler.validate(&info.name, &endpoint, versions) {
+            let _ = client.notify(false, &reason).await;
+            return Err(reason);
+        }
+        if let Err(reason) = handler.register(&info.name, &endpoint, versions) {
+            // Whatever the handler half did is undone: the retry is a clean one.
+            handler.deregister(&info.name);
             let _ = client.notify(false, &reason).await;
             return Err(reason);
         }

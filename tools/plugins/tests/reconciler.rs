@@ -193,6 +193,7 @@ async fn a_failed_registration_is_retried_after_its_backoff() {
     let mut host = Host::start("retried", 1);
     let mut plugin = Plugin::start(&host.dir.join("example.sock"), &["--name", "foo"]);
     host.expect_call("register foo (refused)").await;
+    host.expect_call("deregister foo").await;
     plugin.expect("refused: the handler is not ready").await;
     host.expect_call("register foo").await;
     plugin.expect("registered").await;
