@@ -42,9 +42,18 @@ pub struct DesiredStateWriter {
 
 /// A new, empty desired state and its one writer.
 pub fn desired_state() -> (DesiredState, DesiredStateWriter) {
-    let cacher = Cacher::builder()
-        .stamp_revision(|plugin: &mut DesiredPlugin, revision| plugin.revision = revision)
-        .build();
+    build(Cacher::builder())
+}
+
+/// [`desired_state`] whose window keeps only `events` changes (the cacher's default
+/// grows from 100): readers that fall further behind see `Expired` and start over.
+pub fn desired_state_with_window(events: usize) -> (DesiredState, DesiredStateWriter) {
+    build(Cacher::builder().window_capacity(events))
+}
+
+fn build(builder: watchcache::CacherBuilder<DesiredPlugin>) -> (DesiredState, DesiredStateWriter) {
+    let cacher =
+        builder.stamp_revision(|plugin: &mut DesiredPlugin, revision| plugin.revision = revision).build();
     let writer = DesiredStateWriter { producer: cacher.producer(), written: HashMap::new() };
     (DesiredState { cacher }, writer)
 }

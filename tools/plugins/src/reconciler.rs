@@ -19,6 +19,7 @@ use crate::executor::{ExecutorStats, OperationExecutor};
 use crate::registration::PluginClient;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use watchcache::{Cacher, ListOptions, Producer, Start, WatchOptions};
@@ -154,6 +155,8 @@ pub struct PluginStats {
     pub registered: BTreeMap<String, usize>,
     /// Operations started, failed, and refused (pending or backing off).
     pub operations: ExecutorStats,
+    /// Times a watch on either state ended (expired, too slow) and was opened again.
+    pub watch_restarts: u64,
 }
 
 /// How often the reconciler looks again with nothing changed (for retries after a
@@ -166,6 +169,8 @@ pub struct Reconciler {
     actual: ActualState,
     shared: Arc<Shared>,
     executor: OperationExecutor,
+    /// Watches that ended and were opened again; a statistic only.
+    watch_restarts: AtomicU64,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -179,7 +184,13 @@ impl Reconciler {
     pub fn new(desired: DesiredState, handlers: HashMap<String, Arc<dyn Handler>>) -> Self {
         let cacher = Cacher::builder().build();
         let shared = Arc::new(Shared { handlers, actual: cacher.producer() });
-        Self { desired, actual: ActualState { cacher }, shared, executor: OperationExecutor::new() }
+        Self {
+            desired,
+            actual: ActualState { cacher },
+            shared,
+            executor: OperationExecutor::new(),
+            watch_restarts: AtomicU64::new(0),
+        }
     }
 
     /// The actual state it keeps.
@@ -198,7 +209,12 @@ impl Reconciler {
         for plugin in self.actual.plugins() {
             *registered.entry(plugin.plugin_type).or_insert(0) += 1;
         }
-        PluginStats { desired: self.desired.plugins().len(), registered, operations: self.executor.stats() }
+        PluginStats {
+            desired: self.desired.plugins().len(),
+            registered,
+            operations: self.executor.stats(),
+            watch_restarts: self.watch_restarts.load(Ordering::Relaxed),
+        }
     }
 
     /// One pass: starts the operations the difference calls for (those already running
@@ -236,9 +252,11 @@ impl Reconciler {
                 () = &mut stop => return,
                 changed = next_change(&mut desired) => if !changed {
                     // Ended (expired, too slow): a fresh watch; the next pass diffs in full.
+                    self.watch_restarts.fetch_add(1, Ordering::Relaxed);
                     desired = self.desired.cacher().watch(WatchOptions::new().start(Start::Now)).ok();
                 },
                 changed = next_change(&mut actual) => if !changed {
+                    self.watch_restarts.fetch_add(1, Ordering::Relaxed);
                     actual = self.actual.cacher().watch(WatchOptions::new().start(Start::Now)).ok();
                 },
                 () = tokio::time::sleep(RESYNC) => {}

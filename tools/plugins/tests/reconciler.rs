@@ -124,9 +124,6 @@ impl Plugin {
         let (sender, lines) = unbounded_channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("serving") {
-                    continue;
-                }
                 if sender.send(line).is_err() {
                     break;
                 }
@@ -135,10 +132,22 @@ impl Plugin {
         Self { child, lines }
     }
 
+    /// The next status the host told it (after its `serving` line).
     async fn expect(&mut self, wanted: &str) {
-        let line =
-            tokio::time::timeout(HANG, self.lines.recv()).await.expect("a status from the host").unwrap();
+        let line = loop {
+            let line =
+                tokio::time::timeout(HANG, self.lines.recv()).await.expect("a status from the host").unwrap();
+            if !line.starts_with("serving") {
+                break line;
+            }
+        };
         assert_eq!(line, wanted);
+    }
+
+    /// Waits until it listens on its socket.
+    async fn serving(&mut self) {
+        let line = tokio::time::timeout(HANG, self.lines.recv()).await.expect("the plugin starts").unwrap();
+        assert!(line.starts_with("serving"), "{line}");
     }
 
     fn kill(mut self) {
@@ -265,4 +274,55 @@ async fn a_plugin_stalling_get_info_does_not_hold_up_another() {
     live.expect("registered").await;
     let names: Vec<String> = host.actual.plugins().into_iter().map(|plugin| plugin.name).collect();
     assert_eq!(names, ["live"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_watch_that_expires_in_the_middle_of_reconciling_is_replaced_and_the_diff_completes() {
+    use std::os::unix::fs::MetadataExt;
+    use watchcache::{At, ListOptions};
+    use watchcache_plugins::desired::desired_state_with_window;
+
+    let dir = std::env::temp_dir().join(format!("watchcache-reconciler-expiry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut plugins = Vec::new();
+    for at in 0..3 {
+        let mut plugin = Plugin::start(&dir.join(format!("p{at}.sock")), &["--name", &format!("p{at}")]);
+        plugin.serving().await;
+        plugins.push(plugin);
+    }
+    // The desired state keeps one change; the test writes it directly (no directory watcher).
+    let (desired, mut writer) = desired_state_with_window(1);
+    let (sender, _calls) = unbounded_channel();
+    let handler = Recording { calls: Mutex::new(sender), fail_first: AtomicUsize::new(0) };
+    let handlers: HashMap<String, Arc<dyn Handler>> =
+        HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
+    let reconciler = Arc::new(Reconciler::new(desired.clone(), handlers));
+    let running = reconciler.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        running
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    // One thread runs this test and the reconciler: it runs only when the test yields.
+    // Let it open its watches and wait in them.
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    // Three changes while it cannot read: its watch's place leaves the one-event window.
+    for at in 0..3 {
+        let path = dir.join(format!("p{at}.sock"));
+        writer.add(&path, std::fs::metadata(&path).unwrap().ino());
+    }
+    desired.cacher().list(ListOptions::new().at(At::AtLeast(3))).unwrap();
+    for plugin in &mut plugins {
+        plugin.expect("registered").await;
+    }
+    let stats = reconciler.stats();
+    assert_eq!(stats.registered.get("example"), Some(&3), "the diff completed");
+    assert!(stats.watch_restarts >= 1, "the reconciler's watch expired and was replaced: {stats:?}");
+    let _ = stop.send(());
 }
