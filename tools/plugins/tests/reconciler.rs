@@ -53,6 +53,19 @@ impl Handler for Recording {
     }
 }
 
+/// Runs `reconciler` on a task until the returned sender is used or dropped.
+fn spawn_run(reconciler: Arc<Reconciler>) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        reconciler
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    stop
+}
+
 struct Host {
     dir: PathBuf,
     calls: UnboundedReceiver<String>,
@@ -78,16 +91,9 @@ impl Host {
         let handler = Recording { calls: Mutex::new(sender), fail_first: AtomicUsize::new(fail_first) };
         let handlers: HashMap<String, Arc<dyn Handler>> =
             HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
-        let reconciler = Reconciler::new(desired, handlers);
+        let reconciler = Arc::new(Reconciler::new(desired, handlers));
         let actual = reconciler.actual();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            reconciler
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let stop = spawn_run(reconciler);
         Self { dir: dir.canonicalize().unwrap(), calls, actual, stop: Some(stop), _watcher: watcher }
     }
 
@@ -244,15 +250,7 @@ async fn stats_count_plugins_by_type_and_operations() {
     let handlers: HashMap<String, Arc<dyn Handler>> =
         HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
     let reconciler = Arc::new(Reconciler::new(desired, handlers));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = reconciler.clone();
-    tokio::spawn(async move {
-        running
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let stop = spawn_run(reconciler.clone());
     let mut plugin = Plugin::start(&dir.canonicalize().unwrap().join("example.sock"), &["--name", "counted"]);
     plugin.expect("registered").await;
     let stats = reconciler.stats();
@@ -298,15 +296,7 @@ async fn a_watch_that_expires_in_the_middle_of_reconciling_is_replaced_and_the_d
     let handlers: HashMap<String, Arc<dyn Handler>> =
         HashMap::from([("example".to_owned(), Arc::new(handler) as _)]);
     let reconciler = Arc::new(Reconciler::new(desired.clone(), handlers));
-    let running = reconciler.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        running
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let stop = spawn_run(reconciler.clone());
     // One thread runs this test and the reconciler: it runs only when the test yields.
     // Let it open its watches and wait in them.
     for _ in 0..3 {
