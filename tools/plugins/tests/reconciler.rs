@@ -4,20 +4,17 @@
 //! (no handler for a type, registration failing then retried, the notification failing,
 //! stale sockets beside live ones). Waits are on events, with a failsafe against hangs.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use support::{Plugin, HANG};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use watchcache_plugins::desired::desired_state;
 use watchcache_plugins::reconciler::{ActualState, Handler, Reconciler};
 use watchcache_plugins::watcher::SocketDirWatcher;
-
-/// A failsafe: a hang fails the test instead of blocking CI.
-const HANG: Duration = Duration::from_secs(30);
 
 /// A handler that reports every call, and refuses the first `fail_first` registrations.
 struct Recording {
@@ -108,64 +105,6 @@ impl Drop for Host {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-/// The test plugin, as a separate process, and what it prints.
-struct Plugin {
-    child: Child,
-    lines: UnboundedReceiver<String>,
-}
-
-impl Plugin {
-    fn start(socket: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchcache-test-plugin"))
-            .arg("--socket")
-            .arg(socket)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// The next status the host told it (after its `serving` line).
-    async fn expect(&mut self, wanted: &str) {
-        let line = loop {
-            let line =
-                tokio::time::timeout(HANG, self.lines.recv()).await.expect("a status from the host").unwrap();
-            if !line.starts_with("serving") {
-                break line;
-            }
-        };
-        assert_eq!(line, wanted);
-    }
-
-    /// Waits until it listens on its socket.
-    async fn serving(&mut self) {
-        let line = tokio::time::timeout(HANG, self.lines.recv()).await.expect("the plugin starts").unwrap();
-        assert!(line.starts_with("serving"), "{line}");
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
