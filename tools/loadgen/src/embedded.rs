@@ -67,6 +67,11 @@ impl Watcher {
         self.cacher.watch(options).ok()
     }
 
+    /// The watch to go on with after `end`, or `None` to stop (shutdown).
+    fn resume(&self, consumed: &mut Consumed, end: WatchError) -> Option<Watch<Payload>> {
+        resume_after(consumed, end).and_then(|from| self.watch(Start::Revision(from)))
+    }
+
     /// Whether a stall is due now (and restarts its period).
     fn stall_due(&self, last_stall: &mut Instant) -> Option<Duration> {
         let (length, every) = self.stall?;
@@ -91,12 +96,10 @@ impl Watcher {
                 }
             };
             if let Err(end) = outcome {
-                let Some(next) =
-                    resume_after(&mut consumed, end).and_then(|from| self.watch(Start::Revision(from)))
-                else {
-                    return consumed;
-                };
-                watch = next;
+                match self.resume(&mut consumed, end) {
+                    Some(next) => watch = next,
+                    None => return consumed,
+                }
             }
         }
     }
@@ -124,12 +127,10 @@ impl Watcher {
                 },
             };
             if let Err(end) = outcome {
-                let Some(next) =
-                    resume_after(&mut consumed, end).and_then(|from| self.watch(Start::Revision(from)))
-                else {
-                    return consumed;
-                };
-                watch = next;
+                match self.resume(&mut consumed, end) {
+                    Some(next) => watch = next,
+                    None => return consumed,
+                }
             }
         }
     }
