@@ -2,7 +2,7 @@
 //! delete. Watches are in `watch.rs`.
 
 use crate::discovery;
-use crate::metrics::{Metrics, ResourceLabel};
+use crate::metrics::Metrics;
 use crate::object::{parse_resource_version, validate_name, Identity, Object, Submitted};
 use crate::resource::{Registry, Served};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -364,7 +364,7 @@ async fn create(
     let identity = Identity::new();
     let name = submitted.name(&identity.uid)?;
     let object = submitted.into_object(namespace, name.clone(), identity, served.def.node_name)?;
-    state.metrics.encodes.get_or_create(&ResourceLabel::new(&served.def.plural)).inc();
+    served.metrics.encodes.inc();
     let key = served.key(namespace, &name);
     match served.producer.put_if(key, object, |current| current.is_none()).await {
         Ok(written) => Ok(written_response(&served, StatusCode::CREATED, written)),
@@ -443,7 +443,7 @@ async fn update(
         let expected = client_revision.unwrap_or(current.revision());
         let object =
             submitted.into_object(namespace, item.name.clone(), current.identity(), served.def.node_name)?;
-        state.metrics.encodes.get_or_create(&ResourceLabel::new(&served.def.plural)).inc();
+        served.metrics.encodes.inc();
         let check =
             move |current: Option<&Object>| current.is_some_and(|current| current.revision() == expected);
         match served.producer.put_if(key.clone(), object, check).await {

@@ -5,7 +5,6 @@
 //! from its [`watchcache::Stats`] at scrape time.
 
 use crate::object::Object;
-use crate::resource::Served;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -32,15 +31,23 @@ impl ResourceLabel {
     }
 }
 
+/// One resource's series (handles to the registered metrics).
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceMetrics {
+    /// Objects encoded to JSON: once per write, however many watchers receive it.
+    pub(crate) encodes: Counter,
+    /// Events written to watch responses.
+    pub(crate) deliveries: Counter,
+    pub(crate) watches_open: Gauge,
+}
+
 /// The server's metrics and their registry.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Objects encoded to JSON: once per write, however many watchers receive it.
-    pub(crate) encodes: Family<ResourceLabel, Counter>,
-    /// Events written to watch responses.
-    pub(crate) deliveries: Family<ResourceLabel, Counter>,
-    pub(crate) watches_open: Family<ResourceLabel, Gauge>,
+    encodes: Family<ResourceLabel, Counter>,
+    deliveries: Family<ResourceLabel, Counter>,
+    watches_open: Family<ResourceLabel, Gauge>,
     cachers: Cachers,
 }
 
@@ -62,13 +69,18 @@ impl Metrics {
         Self { registry, encodes, deliveries, watches_open, cachers }
     }
 
-    pub(crate) fn register_resource(&self, served: &Served) {
-        let label = ResourceLabel::new(&served.def.plural);
-        // Present from the start, at zero, rather than from the first event.
-        drop(self.encodes.get_or_create(&label));
-        drop(self.deliveries.get_or_create(&label));
-        drop(self.watches_open.get_or_create(&label));
-        self.cachers.lock().unwrap_or_else(PoisonError::into_inner).push((label, served.cacher.clone()));
+    /// Creates `plural`'s series (present from the start, at zero) and hands back their
+    /// handles, so requests count without a label lookup; `cacher`'s stats are read at
+    /// scrape time.
+    pub(crate) fn register_resource(&self, plural: &str, cacher: &Cacher<Object>) -> ResourceMetrics {
+        let label = ResourceLabel::new(plural);
+        let handles = ResourceMetrics {
+            encodes: self.encodes.get_or_create(&label).clone(),
+            deliveries: self.deliveries.get_or_create(&label).clone(),
+            watches_open: self.watches_open.get_or_create(&label).clone(),
+        };
+        self.cachers.lock().unwrap_or_else(PoisonError::into_inner).push((label, cacher.clone()));
+        handles
     }
 
     /// The text exposition.

@@ -1,6 +1,6 @@
 //! The served resources: what each is called on the wire, and the cacher that holds it.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ResourceMetrics};
 use crate::object::Object;
 use crate::status::ApiError;
 use crate::Settings;
@@ -99,6 +99,7 @@ pub(crate) struct Served {
     /// Every object's encoding up to its `resourceVersion` value.
     pub(crate) head: Bytes,
     pub(crate) api_version: String,
+    pub(crate) metrics: ResourceMetrics,
 }
 
 impl std::fmt::Debug for Served {
@@ -108,7 +109,7 @@ impl std::fmt::Debug for Served {
 }
 
 impl Served {
-    fn new(def: ResourceDef, settings: &Settings) -> Self {
+    fn new(def: ResourceDef, settings: &Settings, metrics: &Metrics) -> Self {
         let mut builder = Cacher::builder()
             .stamp_revision(Object::set_revision)
             .slow_watcher_policy(settings.slow_watcher_policy);
@@ -123,6 +124,7 @@ impl Served {
             builder = builder.trigger(|pod: &Object| Some(pod.node_name().unwrap_or("")));
         }
         let cacher = builder.build();
+        let metrics = metrics.register_resource(&def.plural, &cacher);
         let api_version = def.api_version();
         let head = Bytes::from(
             format!(
@@ -131,7 +133,7 @@ impl Served {
             )
             .into_bytes(),
         );
-        Self { producer: cacher.producer(), cacher, head, api_version, def }
+        Self { producer: cacher.producer(), cacher, head, api_version, metrics, def }
     }
 
     /// The key of `name` in `namespace`.
@@ -164,8 +166,7 @@ impl Registry {
             if registry.by_path.contains_key(&path) {
                 return Err(format!("resource {} is named twice", def.plural));
             }
-            let served = Arc::new(Served::new(def.clone(), settings));
-            metrics.register_resource(&served);
+            let served = Arc::new(Served::new(def.clone(), settings, metrics));
             registry.by_path.insert(path, served.clone());
             registry.all.push(served);
         }

@@ -6,7 +6,6 @@
 //! after an `ERROR` event when the watch cannot go on (`Expired`, too slow, too new).
 
 use crate::api::{flag, AppState, CollectionQuery, Selection};
-use crate::metrics::ResourceLabel;
 use crate::resource::Served;
 use crate::status::ApiError;
 use axum::body::Body;
@@ -59,18 +58,17 @@ pub(crate) fn respond(
     if let Some(predicate) = selection.predicate {
         options = options.predicate(move |object| predicate(object));
     }
-    let label = ResourceLabel::new(&served.def.plural);
     let lines = Lines { served: served.clone(), bookmarks, initial_events_end: initial_events };
     let stream = match served.cacher.watch(options) {
         Ok(watch) => {
-            let open = state.metrics.watches_open.get_or_create(&label).clone();
+            let open = served.metrics.watches_open.clone();
             open.inc();
             WatchStream {
                 watch: Some(watch),
                 lines,
                 deadline: timeout.map(|timeout| Instant::now() + timeout),
                 shutting_down: state.shutting_down.clone(),
-                deliveries: state.metrics.deliveries.get_or_create(&label).clone(),
+                deliveries: served.metrics.deliveries.clone(),
                 _open: OpenWatch(open),
                 _permit: permit,
             }
