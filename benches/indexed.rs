@@ -11,7 +11,8 @@
 //! A second watchcache row keeps all N watchers registered but sends `HOT_EVENTS` events
 //! to the first 100 of them, the same work at every N: its ratio across N is what the
 //! registered watchers cost (the trigger index), apart from how many distinct consumers
-//! the events wake.
+//! the events wake. Both rows run again in upstream mode (`_upstream`: the same events
+//! at sparse upstream revisions).
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -22,7 +23,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Peer, Pod, Tasks};
+use support::{
+    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Mode, Peer, Pod, Tasks,
+    Writer,
+};
 use watchcache::WatchOptions;
 
 /// Events of the `events_on_100` row, at every N.
@@ -46,8 +50,8 @@ fn matches_of(index: usize, events: u64, watchers: usize) -> u64 {
 
 /// `watchers` indexed watches, `events` dealt round-robin to the first `targets`; the
 /// watches dealt none stay registered and idle.
-fn watchcache(watchers: usize, targets: usize, events: u64) -> Duration {
-    let cacher = indexed_cacher().build();
+fn watchcache(mode: Mode, watchers: usize, targets: usize, events: u64) -> Duration {
+    let (cacher, mut writer) = Writer::build(indexed_cacher(), mode);
     let mut idle = Vec::new();
     let mut work = Vec::new();
     for index in 0..watchers {
@@ -65,15 +69,15 @@ fn watchcache(watchers: usize, targets: usize, events: u64) -> Duration {
         });
     }
     wait_registered(&cacher, watchers);
-    publish_and_join(&cacher.producer(), pods(events, targets), Tasks::spawn(work))
+    publish_and_join(&mut writer, pods(events, targets), Tasks::spawn(work))
 }
 
-fn watchcache_all_reached(watchers: usize) -> Duration {
-    watchcache(watchers, watchers, events(watchers))
+fn watchcache_all_reached(mode: Mode, watchers: usize) -> Duration {
+    watchcache(mode, watchers, watchers, events(watchers))
 }
 
-fn watchcache_events_on_100(watchers: usize) -> Duration {
-    watchcache(watchers, HOT_WATCHERS, HOT_EVENTS)
+fn watchcache_events_on_100(mode: Mode, watchers: usize) -> Duration {
+    watchcache(mode, watchers, HOT_WATCHERS, HOT_EVENTS)
 }
 
 fn filter_loop(watchers: usize) -> Duration {
@@ -142,8 +146,22 @@ fn harness(watchers: usize) -> Duration {
 
 fn indexed(c: &mut Criterion) {
     let peers = [
-        Peer { name: "watchcache", elements: events, run: watchcache_all_reached },
-        Peer { name: "watchcache_events_on_100", elements: |_| HOT_EVENTS, run: watchcache_events_on_100 },
+        Peer { name: "watchcache", elements: events, run: |n| watchcache_all_reached(Mode::Embedded, n) },
+        Peer {
+            name: "watchcache_upstream",
+            elements: events,
+            run: |n| watchcache_all_reached(Mode::Upstream, n),
+        },
+        Peer {
+            name: "watchcache_events_on_100",
+            elements: |_| HOT_EVENTS,
+            run: |n| watchcache_events_on_100(Mode::Embedded, n),
+        },
+        Peer {
+            name: "watchcache_upstream_events_on_100",
+            elements: |_| HOT_EVENTS,
+            run: |n| watchcache_events_on_100(Mode::Upstream, n),
+        },
         Peer { name: "filter_loop", elements: events, run: filter_loop },
         Peer { name: "tokio_broadcast_filter", elements: events, run: tokio_broadcast_filter },
         Peer { name: "harness", elements: events, run: harness },

@@ -1,6 +1,8 @@
 //! `ingest`: P producer threads → one consumer thread, `EVENTS` events in all; watchcache
 //! (through the dispatcher to one unfiltered watch) against the bare hand-offs it is
-//! built from. Throughput is events per second delivered to the consumer.
+//! built from. `watchcache_upstream_*` is the same with one upstream writer (P = 1 only:
+//! an upstream has one) applying each event at a sparse upstream revision. Throughput is
+//! events per second delivered to the consumer.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -12,7 +14,7 @@ use crossbeam_utils::Backoff;
 use disruptor::{BusySpinWithSpinLoopHint, Producer as _};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use support::{bench_group, timed, Pacer, Peer};
+use support::{bench_group, timed, Mode, Pacer, Peer, Writer};
 use watchcache::{Cacher, WatchOptions};
 
 const EVENTS: u64 = 100_000;
@@ -29,17 +31,36 @@ fn keys(producers: usize) -> Vec<String> {
     (0..producers).map(|index| format!("producer-{index}")).collect()
 }
 
-/// One watch, taking one owned event per call (`recv`).
-fn watchcache_recv(producers: usize) -> Duration {
-    watchcache_one_watch(producers, |watch| {
-        black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
-        1
-    })
+/// One owned event per call (`recv`).
+fn recv(watch: &mut watchcache::Watch<u64>) -> u64 {
+    black_box(watch.recv_timeout(Duration::from_secs(60)).unwrap());
+    1
 }
 
-/// One watch, visiting every ready event per call, borrowed (`visit`).
-fn watchcache_visit(producers: usize) -> Duration {
-    watchcache_one_watch(producers, |watch| watch.visit(1024, |event| _ = black_box(event)).unwrap() as u64)
+/// Every ready event per call, borrowed (`visit`).
+fn visit(watch: &mut watchcache::Watch<u64>) -> u64 {
+    watch.visit(1024, |event| _ = black_box(event)).unwrap() as u64
+}
+
+/// The upstream mode's one writer: the one producer thread takes it for the whole run.
+fn watchcache_upstream(receive: fn(&mut watchcache::Watch<u64>) -> u64) -> Duration {
+    let (cacher, writer) = Writer::build(Cacher::builder().incoming_capacity(CAPACITY), Mode::Upstream);
+    let writer = std::sync::Mutex::new(Some(writer));
+    let key = keys(1).remove(0);
+    let mut watch = cacher.watch(WatchOptions::new()).unwrap();
+    timed(
+        1,
+        |_| {
+            let mut writer = writer.lock().unwrap().take().expect("one writer thread");
+            (0..EVENTS).for_each(|value| writer.put(key.as_str(), value));
+        },
+        move || {
+            let mut received = 0;
+            while received < EVENTS {
+                received += receive(&mut watch);
+            }
+        },
+    )
 }
 
 fn watchcache_one_watch(producers: usize, receive: fn(&mut watchcache::Watch<u64>) -> u64) -> Duration {
@@ -174,8 +195,16 @@ fn harness(producers: usize) -> Duration {
 fn ingest(c: &mut Criterion) {
     let events = |_| EVENTS;
     let peers = [
-        Peer { name: "watchcache_visit", elements: events, run: watchcache_visit },
-        Peer { name: "watchcache_recv", elements: events, run: watchcache_recv },
+        Peer {
+            name: "watchcache_visit",
+            elements: events,
+            run: |producers| watchcache_one_watch(producers, visit),
+        },
+        Peer {
+            name: "watchcache_recv",
+            elements: events,
+            run: |producers| watchcache_one_watch(producers, recv),
+        },
         Peer { name: "crossbeam_array_queue", elements: events, run: array_queue },
         Peer { name: "crossbeam_channel", elements: events, run: crossbeam_channel },
         Peer { name: "disruptor", elements: events, run: disruptor },
@@ -183,6 +212,11 @@ fn ingest(c: &mut Criterion) {
         Peer { name: "harness", elements: events, run: harness },
     ];
     bench_group(c, "ingest", [1usize, 2], &peers);
+    let upstream = [
+        Peer { name: "watchcache_upstream_visit", elements: events, run: |_| watchcache_upstream(visit) },
+        Peer { name: "watchcache_upstream_recv", elements: events, run: |_| watchcache_upstream(recv) },
+    ];
+    bench_group(c, "ingest", [1usize], &upstream);
 }
 
 criterion_group!(benches, ingest);

@@ -111,7 +111,7 @@ fn watchcache_list(objects: u64) -> Duration {
     while_writing(
         |update| producer.put(key(update), update).unwrap(),
         || {
-            let (listed, _) = cacher.list(ListOptions::new()).unwrap();
+            let listed = cacher.list(ListOptions::new()).unwrap().items;
             assert_eq!(listed.len() as u64, objects);
             black_box(listed);
         },

@@ -4,8 +4,9 @@
 //! each). Consumers are tokio tasks in `shapes`, OS threads in `shapes_threads`. Peers:
 //! tokio's broadcast channel and `async-broadcast` (filtering in the receiver for the
 //! filtered shape). watchcache runs twice: consuming in batches, borrowing each event
-//! (`visit_async` / `visit`), and one owned event at a time (the `Stream` / `recv`).
-//! Throughput is deliveries per second.
+//! (`visit_async` / `visit`), and one owned event at a time (the `Stream` / `recv`); in
+//! `shapes`, both again in upstream mode (`watchcache_upstream_*`: the same events at
+//! sparse upstream revisions). Throughput is deliveries per second.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
@@ -19,7 +20,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Pacer, Peer, Pod, Tasks,
+    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Mode, Pacer, Peer, Pod,
+    Tasks, Writer,
 };
 use watchcache::{Cacher, Watch, WatchOptions};
 
@@ -77,9 +79,9 @@ impl Shape {
         self.deliveries_per_watcher() * self.watchers() as u64
     }
 
-    /// A cacher and one watch per watcher of the shape.
-    fn watches(self) -> (Cacher<Pod>, Vec<Watch<Pod>>) {
-        let cacher = indexed_cacher().build();
+    /// A cacher in `mode`, its writer, and one watch per watcher of the shape.
+    fn watches(self, mode: Mode) -> (Cacher<Pod>, Writer<Pod>, Vec<Watch<Pod>>) {
+        let (cacher, writer) = Writer::build(indexed_cacher(), mode);
         let watches = (0..self.watchers())
             .map(|index| {
                 let options = match self.filter(index) {
@@ -89,25 +91,25 @@ impl Shape {
                 cacher.watch(options).unwrap()
             })
             .collect();
-        (cacher, watches)
+        (cacher, writer, watches)
     }
 }
 
 /// Runs one task per watch; `consume` drains a watch of its `expected` deliveries.
-fn watchcache_tasks<F>(shape: Shape, consume: fn(Watch<Pod>, u64) -> F) -> Duration
+fn watchcache_tasks<F>(mode: Mode, shape: Shape, consume: fn(Watch<Pod>, u64) -> F) -> Duration
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (cacher, watches) = shape.watches();
+    let (cacher, mut writer, watches) = shape.watches(mode);
     let tasks = Tasks::spawn(
         watches.into_iter().map(|watch| consume(watch, shape.deliveries_per_watcher())).collect(),
     );
     wait_registered(&cacher, shape.watchers());
-    publish_and_join(&cacher.producer(), pods(EVENTS, NODES), tasks)
+    publish_and_join(&mut writer, pods(EVENTS, NODES), tasks)
 }
 
-fn watchcache_visit_tasks(shape: Shape) -> Duration {
-    watchcache_tasks(shape, |mut watch, expected| async move {
+fn watchcache_visit_tasks(mode: Mode, shape: Shape) -> Duration {
+    watchcache_tasks(mode, shape, |mut watch, expected| async move {
         let mut seen = 0;
         while seen < expected {
             seen += watch.visit_async(BATCH, |event| _ = black_box(event)).await.unwrap() as u64;
@@ -115,8 +117,8 @@ fn watchcache_visit_tasks(shape: Shape) -> Duration {
     })
 }
 
-fn watchcache_stream_tasks(shape: Shape) -> Duration {
-    watchcache_tasks(shape, |mut watch, expected| async move {
+fn watchcache_stream_tasks(mode: Mode, shape: Shape) -> Duration {
+    watchcache_tasks(mode, shape, |mut watch, expected| async move {
         for _ in 0..expected {
             black_box(watch.next().await.unwrap().unwrap());
         }
@@ -126,8 +128,7 @@ fn watchcache_stream_tasks(shape: Shape) -> Duration {
 /// Runs one thread per watch; the clock runs from the first put until every thread is
 /// done.
 fn watchcache_threads(shape: Shape, consume: fn(Watch<Pod>, u64)) -> Duration {
-    let (cacher, watches) = shape.watches();
-    let producer = cacher.producer();
+    let (cacher, mut writer, watches) = shape.watches(Mode::Embedded);
     let expected = shape.deliveries_per_watcher();
     std::thread::scope(|scope| {
         for watch in watches {
@@ -136,7 +137,7 @@ fn watchcache_threads(shape: Shape, consume: fn(Watch<Pod>, u64)) -> Duration {
         wait_registered(&cacher, shape.watchers());
         let start = Instant::now();
         for (key, pod) in pods(EVENTS, NODES) {
-            producer.put(key, pod).unwrap();
+            writer.put(key, pod);
         }
         start
     })
@@ -257,8 +258,26 @@ fn async_broadcast(shape: Shape, threads: bool) -> Duration {
 
 fn shapes(c: &mut Criterion) {
     let peers = [
-        Peer { name: "watchcache_visit", elements: Shape::deliveries, run: watchcache_visit_tasks },
-        Peer { name: "watchcache_stream", elements: Shape::deliveries, run: watchcache_stream_tasks },
+        Peer {
+            name: "watchcache_visit",
+            elements: Shape::deliveries,
+            run: |shape| watchcache_visit_tasks(Mode::Embedded, shape),
+        },
+        Peer {
+            name: "watchcache_stream",
+            elements: Shape::deliveries,
+            run: |shape| watchcache_stream_tasks(Mode::Embedded, shape),
+        },
+        Peer {
+            name: "watchcache_upstream_visit",
+            elements: Shape::deliveries,
+            run: |shape| watchcache_visit_tasks(Mode::Upstream, shape),
+        },
+        Peer {
+            name: "watchcache_upstream_stream",
+            elements: Shape::deliveries,
+            run: |shape| watchcache_stream_tasks(Mode::Upstream, shape),
+        },
         Peer {
             name: "tokio_broadcast",
             elements: Shape::deliveries,

@@ -23,7 +23,8 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Pacer, Peer, Pod, Tasks,
+    bench_group, indexed_cacher, node, pods, publish_and_join, wait_registered, Mode, Pacer, Peer, Pod,
+    Tasks, Writer,
 };
 use watchcache::{SlowWatcherPolicy, WatchOptions};
 
@@ -68,8 +69,8 @@ fn record_closes(peer: &str, shape: Shape, closes: String) {
 }
 
 fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
-    let cacher = indexed_cacher().slow_watcher_policy(policy).watcher_buffer(CAPACITY).build();
-    let producer = cacher.producer();
+    let builder = indexed_cacher().slow_watcher_policy(policy).watcher_buffer(CAPACITY);
+    let (cacher, mut writer) = Writer::build(builder, Mode::Embedded);
     let mut stalled = Vec::new();
     let mut tasks = Vec::new();
     for index in 0..WATCHERS {
@@ -85,7 +86,7 @@ fn watchcache(shape: Shape, policy: SlowWatcherPolicy) -> Duration {
         });
     }
     wait_registered(&cacher, WATCHERS);
-    let elapsed = publish_and_join(&producer, pods(EVENTS, NODES), Tasks::spawn(tasks));
+    let elapsed = publish_and_join(&mut writer, pods(EVENTS, NODES), Tasks::spawn(tasks));
     let stats = cacher.stats();
     let name = format!("watchcache_{policy:?}").to_lowercase();
     record_closes(&name, shape, format!("{} terminated, {} parked", stats.terminations, stats.parks));

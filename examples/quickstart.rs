@@ -5,7 +5,7 @@
 //! `cargo run --release --example quickstart`
 
 use std::time::{Duration, Instant};
-use watchcache::{Cacher, Event, ListOptions, Start, WatchOptions};
+use watchcache::{Cacher, Event, List, ListOptions, Start, WatchOptions};
 
 #[derive(Debug, Clone)]
 struct Pod {
@@ -77,7 +77,7 @@ fn main() {
         caught_up += 1;
     }
 
-    let (pods, revision) = cacher.list(ListOptions::new().prefix("pods/")).expect("list");
+    let List { items: pods, revision, .. } = cacher.list(ListOptions::new().prefix("pods/")).expect("list");
     let last_change = cacher
         .watch(WatchOptions::new().start(Start::Revision(revision - 1)))
         .ok()

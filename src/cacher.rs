@@ -1,23 +1,27 @@
-//! The cacher: the handle users hold, its builder, and the producer handles.
+//! The cacher: the handle users hold and its builder.
 //!
 //! One [`Cacher`] owns one dispatcher thread. Handles are cheap clones; the last one
 //! dropped (or [`Cacher::shutdown`]) closes the incoming ring, lets the dispatcher apply
 //! every change already accepted, and ends every watch with `Closed` after the events it
-//! has. Producers and watches do not keep the dispatcher alive.
+//! has. Producers, upstream handles and watches do not keep the dispatcher alive.
 
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{load_duration, Dispatcher};
-use crate::error::{ConditionalError, ListError, PublishError, TryPublishError, WatchError};
-use crate::notify::{thread_waker, Parker};
-use crate::options::{At, ListOptions, SlowWatcherPolicy, TriggerFn, WatchOptions};
+use crate::dispatch::awaiting::{Reached, RevisionWait};
+use crate::dispatch::Dispatcher;
+use crate::error::{ListError, WatchError};
+use crate::filter::TriggerFn;
+use crate::hand_off::Control;
+use crate::notify::block_on;
+use crate::options::{At, ListOptions, SlowWatcherPolicy, WatchOptions};
+use crate::publish::{Loader, Producer, Upstream};
 use crate::ready::Readiness;
-use crate::ring::{self, PushError};
-use crate::shared::{Change, Check, Conditional, Config, Shared, StampFn, Verdict, Written};
-use crate::stats::{Counters, Stats};
+use crate::ring;
+use crate::shared::{Config, ObjectFns, SameFn, Shared, StampFn};
+use crate::stats::{LiveFigures, Stats};
 use crate::store::{Snapshot, StoreWriter};
-use crate::sync::{lock, park_timeout, thread, Arc, Mutex};
+use crate::sync::{lock, Arc, Mutex};
 use crate::watch::Watch;
-use crate::window::{Capacity, Cursor, Read, WindowWriter};
+use crate::window::{Capacity, WindowWriter};
 use std::fmt;
 use std::time::Duration;
 
@@ -28,6 +32,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct CacherBuilder<T> {
     trigger: Option<TriggerFn<T>>,
     stamp: Option<StampFn<T>>,
+    upstream: Option<SameFn<T>>,
     incoming_capacity: usize,
     window: Capacity,
     config: Config,
@@ -39,6 +44,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
         Self {
             trigger: None,
             stamp: None,
+            upstream: None,
             incoming_capacity: 1024,
             window: Capacity::DEFAULT,
             config: Config::default(),
@@ -60,7 +66,9 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// A function that writes each put's revision into its object (as Kubernetes writes
     /// `metadata.resourceVersion`), so that an object read from a list, a get or an
     /// event carries the revision that last wrote it. It runs on the dispatcher thread
-    /// before the object is visible to anyone, once per put; keep it short.
+    /// before the object is visible to anyone, once per put; keep it short. In upstream
+    /// mode it runs on every applied put; a relist's objects are not stamped (the
+    /// revision that last wrote each is the upstream's to know, not the relist's).
     ///
     /// ```
     /// use watchcache::Cacher;
@@ -157,7 +165,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// has published the initial state and called [`Loader::finish`].
     pub fn build_pending(self) -> (Cacher<T>, Loader<T>) {
         let cacher = self.spawn(Readiness::Pending);
-        let loader = Loader { producer: cacher.producer() };
+        let loader = Loader::new(cacher.producer());
         (cacher, loader)
     }
 
@@ -173,13 +181,13 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// The shared state, and the dispatcher to run on a thread of the caller's choosing
     /// (a loom thread in the models).
     pub(crate) fn assemble(self, readiness: Readiness) -> (Arc<Shared<T>>, impl FnOnce() + Send + 'static) {
-        let window = WindowWriter::new(self.window, 1);
+        let window = WindowWriter::new(self.window, 0);
         let store = StoreWriter::new();
         let (incoming, receiver) = ring::bounded(self.incoming_capacity);
         let shared = Arc::new(Shared::new(
             incoming,
             (window.reader(), store.reader()),
-            (self.trigger, self.stamp),
+            ObjectFns { trigger: self.trigger, stamp: self.stamp, upstream: self.upstream },
             self.config,
             self.clock,
             readiness,
@@ -191,10 +199,35 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     }
 }
 
+impl<T: PartialEq + Send + Sync + 'static> CacherBuilder<T> {
+    /// Builds a cacher that follows an upstream store (etcd, or any log that numbers its
+    /// own changes), and its one writer: revisions are the upstream's, and a relist after
+    /// a break delivers the difference without closing any watch (see [`Upstream`]). The
+    /// cacher is [`Readiness::Pending`] until the first [`Upstream::relist`] loads it.
+    /// `T`'s `PartialEq` tells a relist which objects did not change.
+    ///
+    /// A cacher built this way takes changes only through its `Upstream`:
+    /// [`Cacher::producer`] panics on it.
+    pub fn upstream(self) -> (Cacher<T>, Upstream<T>) {
+        let cacher = self.following_upstream().spawn(Readiness::Pending);
+        let upstream = Upstream::new(cacher.handle.shared.clone());
+        (cacher, upstream)
+    }
+}
+
+impl<T: PartialEq> CacherBuilder<T> {
+    /// Marks the cacher as following an upstream (relists compare by `T`'s `PartialEq`).
+    pub(crate) fn following_upstream(mut self) -> Self {
+        self.upstream = Some(<T as PartialEq>::eq);
+        self
+    }
+}
+
 impl<T> fmt::Debug for CacherBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacherBuilder")
             .field("indexed", &self.trigger.is_some())
+            .field("upstream", &self.upstream.is_some())
             .field("incoming_capacity", &self.incoming_capacity)
             .field("window", &self.window)
             .field("config", &self.config)
@@ -273,8 +306,17 @@ impl<T: Send + Sync + 'static> Cacher<T> {
     }
 
     /// A new producer handle.
+    ///
+    /// # Panics
+    /// On a cacher built with [`CacherBuilder::upstream`], whose revisions are the
+    /// upstream's: it takes changes only through its [`Upstream`] handle.
     pub fn producer(&self) -> Producer<T> {
-        Producer { shared: self.handle.shared.clone() }
+        let shared = &self.handle.shared;
+        assert!(
+            shared.upstream.is_none(),
+            "a cacher of an upstream takes changes only through its Upstream handle"
+        );
+        Producer::new(shared.clone())
     }
 
     /// Starts a watch. Never blocks: a watch from a revision not reached yet is returned
@@ -294,33 +336,80 @@ impl<T: Send + Sync + 'static> Cacher<T> {
         Watch::start(shared.clone(), options)
     }
 
-    /// The objects matching `options`, in key order, and the revision they reflect.
+    /// The objects matching `options`, in key order, and the revision they reflect. A
+    /// list at [`At::AtLeast`] or [`At::Exact`] a revision not reached yet (or on a
+    /// cacher still loading its initial state) waits for it up to
+    /// [`CacherBuilder::future_wait`], parking the thread; see [`Cacher::list_async`] to
+    /// wait in a task, [`Cacher::list_timeout`] to choose the wait and
+    /// [`Cacher::try_list`] not to wait.
     ///
     /// # Errors
-    /// `NotReady` while the initial state loads; `TooNew` when `At::AtLeast(r)` is not
-    /// reached in time; `InvalidOptions` for a trigger value on a cacher without a
-    /// trigger function.
-    #[allow(clippy::type_complexity)]
-    pub fn list(
-        &self,
-        options: ListOptions<T>,
-    ) -> Result<(Vec<(std::sync::Arc<str>, std::sync::Arc<T>)>, u64), ListError> {
+    /// `NotReady` while the initial state loads (at once for [`At::Latest`], after the
+    /// wait otherwise); `TooNew` when the revision is not reached in time; `Expired` for
+    /// an `At::Exact` revision the window cannot roll back to; `InvalidOptions` for a
+    /// trigger value on a cacher without a trigger function.
+    pub fn list(&self, options: ListOptions<T>) -> Result<List<T>, ListError> {
+        self.list_timeout(options, self.handle.shared.config.future_wait)
+    }
+
+    /// [`Cacher::list`], waiting at most `timeout` for a revision not reached yet (what a
+    /// lagging replica answers as "too large resource version" when it runs out).
+    ///
+    /// # Errors
+    /// As [`Cacher::list`].
+    pub fn list_timeout(&self, options: ListOptions<T>, timeout: Duration) -> Result<List<T>, ListError> {
+        block_on(self.list_within(options, timeout))
+    }
+
+    /// [`Cacher::list`] without waiting: a revision not reached yet is `TooNew` at once.
+    ///
+    /// # Errors
+    /// As [`Cacher::list`].
+    pub fn try_list(&self, options: ListOptions<T>) -> Result<List<T>, ListError> {
+        self.list_timeout(options, Duration::ZERO)
+    }
+
+    /// [`Cacher::list`] in a task: a wait for a revision not reached yet holds no thread
+    /// (the dispatcher answers it, or times it out, between batches). Dropping the future
+    /// abandons the wait.
+    ///
+    /// # Errors
+    /// As [`Cacher::list`].
+    pub async fn list_async(&self, options: ListOptions<T>) -> Result<List<T>, ListError> {
+        self.list_within(options, self.handle.shared.config.future_wait).await
+    }
+
+    async fn list_within(&self, options: ListOptions<T>, wait: Duration) -> Result<List<T>, ListError> {
         let shared = &self.handle.shared;
-        self.check_listable()?;
         let filter =
             options.bind(shared.trigger.as_ref()).map_err(|reason| ListError::InvalidOptions { reason })?;
         let snapshot = match options.at {
-            At::Latest => shared.store.snapshot(),
-            At::AtLeast(revision) => self.wait_for(revision)?,
-            At::Exact(revision) => self.snapshot_at(revision)?,
+            At::Latest => {
+                self.check_listable()?;
+                shared.store.snapshot()
+            }
+            At::AtLeast(revision) => self.reach(revision, wait).await?,
+            At::Exact(revision) => {
+                let latest = self.reach(revision, wait).await?;
+                if latest.revision == revision {
+                    latest
+                } else {
+                    let rolled_back = shared.window.state_at(&latest, revision);
+                    let expired = |unrecorded: crate::window::Unrecorded| ListError::Expired {
+                        requested: revision,
+                        oldest: unrecorded.oldest,
+                    };
+                    Arc::new(rolled_back.map_err(expired)?)
+                }
+            }
         };
-        let objects = snapshot
+        let items = snapshot
             .range(options.prefix_str(), options.after.as_deref())
             .filter(|(key, object)| filter.matches(key, object))
             .take(options.limit)
             .map(|(key, object)| (key.clone(), object.clone()))
             .collect();
-        Ok((objects, snapshot.revision))
+        Ok(List { items, revision: snapshot.revision })
     }
 
     /// The object at `key`, if any, and the revision the answer reflects.
@@ -346,26 +435,14 @@ impl<T: Send + Sync + 'static> Cacher<T> {
     /// The cacher's counters now.
     pub fn stats(&self) -> Stats {
         let shared = &self.handle.shared;
-        let counters = &shared.counters;
-        Stats {
-            revision: shared.window.head(),
-            objects: Counters::get(&counters.objects),
-            window_oldest: shared.window.first() - 1,
-            window_len: Counters::get64(&counters.window_len),
-            window_capacity: Counters::get(&counters.window_capacity),
+        let window = &shared.window;
+        shared.counters.stats(LiveFigures {
+            revision: window.revision(),
+            window_oldest: window.oldest(),
+            window_len: window.len(),
             incoming_len: shared.incoming.len(),
             incoming_capacity: shared.incoming.capacity(),
-            incoming_high_water: Counters::get(&counters.incoming_high_water),
-            watchers_indexed: Counters::get(&counters.watchers_indexed),
-            watchers_unindexed: Counters::get(&counters.watchers_unindexed),
-            watchers_blocked: Counters::get(&counters.watchers_blocked),
-            watchers_parked: counters.watchers_parked(),
-            parks: counters.parks(),
-            terminations: counters.terminations(),
-            deletes_of_missing_keys: Counters::get64(&counters.deletes_of_missing_keys),
-            batches: Counters::get64(&counters.batches),
-            budget_left: load_duration(&counters.budget_left_nanos),
-        }
+        })
     }
 
     /// Stops the cacher: applies every change already accepted, then ends every watch
@@ -382,270 +459,45 @@ impl<T: Send + Sync + 'static> Cacher<T> {
         }
     }
 
-    /// The state at exactly `revision`: the latest snapshot with the window's newer
-    /// records undone, newest first (each record holds the object it replaced).
-    fn snapshot_at(&self, revision: u64) -> Result<Arc<Snapshot<T>>, ListError> {
-        let latest = self.wait_for(revision)?;
-        if latest.revision == revision {
-            return Ok(latest);
-        }
-        let window = &self.handle.shared.window;
-        let expired =
-            |first: u64| ListError::Expired { requested: revision, oldest: first.saturating_sub(1) };
-        // The window's logical retention, as for a watch from `revision`: a chunk still
-        // held may have older records, but they are no longer promised.
-        let first = window.first();
-        if revision + 1 < first {
-            return Err(expired(first));
-        }
-        let mut objects = latest.objects.clone();
-        let mut cursor = Cursor::new();
-        for newer in (revision + 1..=latest.revision).rev() {
-            match window.read(newer, &mut cursor) {
-                Read::Record(record) => match &record.prev {
-                    Some(prev) => drop(objects.insert(record.key.clone(), prev.clone())),
-                    None => drop(objects.remove(&*record.key)),
-                },
-                Read::Evicted { first } => return Err(expired(first)),
-                // A published snapshot's records are all appended: `latest.revision <= head`.
-                Read::Pending => unreachable!("revision {newer} is published but not appended"),
-            }
-        }
-        Ok(Arc::new(Snapshot { objects, revision }))
-    }
-
-    /// Waits until the published state reaches `revision`, up to the future wait.
-    fn wait_for(&self, revision: u64) -> Result<Arc<Snapshot<T>>, ListError> {
+    /// The published state once the cacher is ready and at `revision`, waiting up to
+    /// `wait` (measured on the cacher's clock by the dispatcher, which answers the wait
+    /// between batches).
+    async fn reach(&self, revision: u64, wait: Duration) -> Result<Arc<Snapshot<T>>, ListError> {
         let shared = &self.handle.shared;
-        let deadline = shared.clock.now() + shared.config.future_wait;
-        let parker = Arc::new(Parker::new());
-        let waker = thread_waker();
-        shared.clock.wake_on_advance(thread::current());
-        loop {
-            let snapshot = shared.store.snapshot();
-            if snapshot.revision >= revision {
-                return Ok(snapshot);
-            }
-            let now = shared.clock.now();
-            if now >= deadline || shared.ready.get() == Readiness::Stopped {
-                return Err(ListError::TooNew { requested: revision, current: snapshot.revision });
-            }
-            shared.store.waiters.arm(&parker, &waker);
-            if shared.store.snapshot().revision < revision {
-                park_timeout(deadline - now);
-            }
+        // Readiness first: a state loaded when it says `Ready` is published (`Acquire`).
+        let readiness = shared.ready.get();
+        let snapshot = shared.store.snapshot();
+        if readiness == Readiness::Ready && snapshot.revision >= revision {
+            return Ok(snapshot);
+        }
+        let too_new = |current| match shared.ready.get() {
+            Readiness::Pending => ListError::NotReady { retry_after: RETRY_AFTER },
+            _ => ListError::TooNew { requested: revision, current },
+        };
+        if wait.is_zero() || readiness == Readiness::Stopped {
+            return Err(too_new(snapshot.revision));
+        }
+        let (reply, reached) = futures_channel::oneshot::channel::<Reached>();
+        let deadline = shared.clock.now().saturating_add(wait);
+        if shared.send(Control::AwaitRevision(RevisionWait { revision, deadline, reply })).is_err() {
+            return Err(too_new(shared.store.snapshot().revision));
+        }
+        match reached.await {
+            Ok(Ok(())) => Ok(shared.store.snapshot()),
+            Ok(Err(current)) => Err(too_new(current)),
+            // The dispatcher stopped first.
+            Err(futures_channel::oneshot::Canceled) => Err(too_new(shared.store.snapshot().revision)),
         }
     }
 }
 
-/// Publishes changes into a cacher. `Clone + Send`; any number may publish at once, and
-/// each producer's changes are applied in the order it published them.
-///
-/// Publishing is asynchronous: a call returns once the change is in the incoming ring,
-/// before the dispatcher applies it ([`Cacher::list`] with
-/// [`At::AtLeast`](crate::At::AtLeast) waits for it to be applied). Each operation comes
-/// in three forms: waiting on the thread (`put`), waiting in a task (`put_async`, which
-/// never blocks the thread) and not waiting (`try_put`).
-///
-/// A producer does not keep the cacher running: once the last [`Cacher`] handle is
-/// dropped or [`Cacher::shutdown`] is called, every publish fails with the value.
-pub struct Producer<T> {
-    shared: Arc<Shared<T>>,
-}
-
-impl<T> Clone for Producer<T> {
-    fn clone(&self) -> Self {
-        Self { shared: self.shared.clone() }
-    }
-}
-
-impl<T> fmt::Debug for Producer<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer").finish_non_exhaustive()
-    }
-}
-
-fn put_change<T>(key: impl Into<std::sync::Arc<str>>, value: T) -> Change<T> {
-    Change::Put { key: key.into(), object: std::sync::Arc::new(value) }
-}
-
-fn delete_change<T>(key: impl Into<std::sync::Arc<str>>) -> Change<T> {
-    Change::Delete { key: key.into() }
-}
-
-impl<T> Producer<T> {
-    /// Sets `key` to `value`, parking the thread while the incoming ring is full.
-    ///
-    /// # Errors
-    /// The cacher has shut down; the value comes back.
-    pub fn put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), PublishError<T>> {
-        self.shared.publish(put_change(key, value)).map_err(|rejected| PublishError(rejected.into_value()))
-    }
-
-    /// Sets `key` to `value`, waiting without blocking the thread while the incoming ring
-    /// is full.
-    ///
-    /// Cancel-safe: dropping the future before it completes publishes nothing.
-    ///
-    /// # Errors
-    /// The cacher has shut down; the value comes back.
-    pub async fn put_async(
-        &self,
-        key: impl Into<std::sync::Arc<str>>,
-        value: T,
-    ) -> Result<(), PublishError<T>> {
-        self.publish_async(put_change(key, value))
-            .await
-            .map_err(|rejected| PublishError(rejected.into_value()))
-    }
-
-    /// Sets `key` to `value` if the incoming ring has room now.
-    ///
-    /// # Errors
-    /// `Full` when the ring is full, `Closed` after shutdown; both carry the value.
-    pub fn try_put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), TryPublishError<T>> {
-        self.shared.try_publish(put_change(key, value)).map_err(|error| match error {
-            PushError::Full(rejected) => TryPublishError::Full(rejected.into_value()),
-            PushError::Closed(rejected) => TryPublishError::Closed(rejected.into_value()),
-        })
-    }
-
-    /// Deletes `key`, parking the thread while the incoming ring is full. A key that is
-    /// missing when the dispatcher applies the delete emits nothing (it is counted in
-    /// [`Stats::deletes_of_missing_keys`]).
-    ///
-    /// # Errors
-    /// The cacher has shut down.
-    pub fn delete(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), PublishError<()>> {
-        self.shared.publish(delete_change(key)).map_err(|_| PublishError(()))
-    }
-
-    /// Deletes `key`, waiting without blocking the thread while the incoming ring is
-    /// full; see [`Producer::delete`].
-    ///
-    /// Cancel-safe: dropping the future before it completes publishes nothing.
-    ///
-    /// # Errors
-    /// The cacher has shut down.
-    pub async fn delete_async(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), PublishError<()>> {
-        self.publish_async(delete_change(key)).await.map_err(|_| PublishError(()))
-    }
-
-    /// Deletes `key` if the incoming ring has room now.
-    ///
-    /// # Errors
-    /// `Full` when the ring is full, `Closed` after shutdown.
-    pub fn try_delete(&self, key: impl Into<std::sync::Arc<str>>) -> Result<(), TryPublishError<()>> {
-        self.shared.try_publish(delete_change(key)).map_err(|error| match error {
-            PushError::Full(_) => TryPublishError::Full(()),
-            PushError::Closed(_) => TryPublishError::Closed(()),
-        })
-    }
-
-    /// Sets `key` to `value` only if `check` passes on the key's current object (`None`
-    /// when the key is missing), judged by the dispatcher at this change's place in the
-    /// order: a compare-and-swap no other change can slip into. Resolves once the change
-    /// is applied and visible to [`Cacher::get`] and [`Cacher::list`], with the revision
-    /// it got.
-    ///
-    /// `check` runs on the dispatcher thread (see [`Cacher`] on user code there); with
-    /// [`CacherBuilder::stamp_revision`] it can compare the object's revision.
-    ///
-    /// Cancel-safe until the change is in the incoming ring (dropping the future then
-    /// publishes nothing); after that the change is decided and applied whether or not
-    /// anyone awaits the answer.
-    ///
-    /// ```
-    /// use watchcache::{Cacher, ConditionalError};
-    ///
-    /// # futures::executor::block_on(async {
-    /// let cacher = Cacher::<u32>::builder().build();
-    /// let producer = cacher.producer();
-    /// // Create only if absent.
-    /// let created = producer.put_if("a", 1, |current| current.is_none()).await.unwrap();
-    /// assert_eq!(created.revision, 1);
-    /// let again = producer.put_if("a", 2, |current| current.is_none()).await;
-    /// assert!(matches!(again, Err(ConditionalError::Rejected { current: Some(_) })));
-    /// # });
-    /// ```
-    ///
-    /// # Errors
-    /// `Rejected` with the current object when `check` fails; `Closed` after shutdown.
-    pub async fn put_if(
-        &self,
-        key: impl Into<std::sync::Arc<str>>,
-        value: T,
-        check: impl FnOnce(Option<&T>) -> bool + Send + 'static,
-    ) -> Result<Written<T>, ConditionalError<T>> {
-        self.publish_conditional(key.into(), Some(std::sync::Arc::new(value)), Box::new(check)).await
-    }
-
-    /// Deletes `key` only if it exists and `check` passes on its object; see
-    /// [`Producer::put_if`] for when the check runs and what cancelling does.
-    ///
-    /// # Errors
-    /// `Rejected` when the key is missing (`current: None`) or `check` fails; `Closed`
-    /// after shutdown.
-    pub async fn delete_if(
-        &self,
-        key: impl Into<std::sync::Arc<str>>,
-        check: impl FnOnce(&T) -> bool + Send + 'static,
-    ) -> Result<Written<T>, ConditionalError<T>> {
-        let check = move |current: Option<&T>| current.is_some_and(check);
-        self.publish_conditional(key.into(), None, Box::new(check)).await
-    }
-
-    async fn publish_conditional(
-        &self,
-        key: std::sync::Arc<str>,
-        object: Option<std::sync::Arc<T>>,
-        check: Check<T>,
-    ) -> Result<Written<T>, ConditionalError<T>> {
-        let (reply, verdict) = futures_channel::oneshot::channel::<Verdict<T>>();
-        let change = Change::Conditional(Box::new(Conditional { key, object, check, reply }));
-        self.publish_async(change).await.map_err(|_| ConditionalError::Closed)?;
-        match verdict.await {
-            Ok(Ok(written)) => Ok(written),
-            Ok(Err(current)) => Err(ConditionalError::Rejected { current }),
-            // The dispatcher stopped without applying it (a panic in user code).
-            Err(futures_channel::oneshot::Canceled) => Err(ConditionalError::Closed),
-        }
-    }
-
-    async fn publish_async(&self, change: Change<T>) -> Result<(), Change<T>> {
-        let mut slot = Some(change);
-        let mut parker = None;
-        std::future::poll_fn(|cx| self.shared.poll_publish(&mut slot, &mut parker, cx)).await
-    }
-}
-
-/// Publishes a pending cacher's initial state; the only handle that can make it ready.
-/// Not `Clone`: one writer decides when loading is done.
-pub struct Loader<T> {
-    producer: Producer<T>,
-}
-
-impl<T> fmt::Debug for Loader<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader").finish_non_exhaustive()
-    }
-}
-
-impl<T> Loader<T> {
-    /// Adds `key` to the initial state, waiting while the incoming ring is full.
-    ///
-    /// # Errors
-    /// The cacher has shut down; the value comes back.
-    pub fn put(&self, key: impl Into<std::sync::Arc<str>>, value: T) -> Result<(), PublishError<T>> {
-        self.producer.put(key, value)
-    }
-
-    /// Marks the initial state complete: once the dispatcher has applied everything
-    /// published before this call, the cacher becomes [`Readiness::Ready`].
-    ///
-    /// # Errors
-    /// The cacher has shut down.
-    pub fn finish(self) -> Result<(), PublishError<()>> {
-        self.producer.shared.publish(Change::Ready).map_err(|_| PublishError(()))
-    }
+/// The answer to a list: the matching objects in key order, and the revision they
+/// reflect (one consistent state, never a mix).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct List<T> {
+    /// The objects, with their keys, in key order.
+    pub items: Vec<(std::sync::Arc<str>, std::sync::Arc<T>)>,
+    /// The revision the state is at.
+    pub revision: u64,
 }

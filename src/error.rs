@@ -86,6 +86,10 @@ impl<T> std::error::Error for TryPublishError<T> {}
 pub enum WatchError {
     /// The requested revision is older than the window can replay. `oldest` is the
     /// oldest revision a new watch may start from (`Start::Revision(oldest)` succeeds).
+    ///
+    /// A watch that ends this way has yielded every matching event up to `requested`, and
+    /// perhaps part of the next revision's (the rest was evicted before it got there):
+    /// list again rather than resume.
     Expired {
         /// The revision the watch asked to continue after.
         requested: u64,
@@ -192,12 +196,14 @@ pub enum ListError {
         /// What is wrong with them.
         reason: &'static str,
     },
-    /// `At::Exact(requested)` is older than the window can roll the state back to;
-    /// `oldest` is the oldest revision an exact list can be served at now.
+    /// `At::Exact(requested)` cannot be served: it is older than the window can roll the
+    /// state back to, or it falls inside a relist's gap (between the revision a relist's
+    /// difference starts from and its own), where the state was never seen. `oldest` is
+    /// the oldest revision above `requested` an exact list can be served at now.
     Expired {
         /// The revision the list asked for.
         requested: u64,
-        /// The oldest revision an exact list may ask for now.
+        /// The oldest revision above `requested` an exact list may ask for now.
         oldest: u64,
     },
 }
@@ -213,13 +219,113 @@ impl fmt::Display for ListError {
             }
             Self::InvalidOptions { reason } => write!(f, "invalid list options: {reason}"),
             Self::Expired { requested, oldest } => {
-                write!(f, "revision {requested} is older than the window (oldest {oldest}); list the latest")
+                write!(
+                    f,
+                    "the state at revision {requested} is no longer known (oldest {oldest}); list the latest"
+                )
             }
         }
     }
 }
 
 impl std::error::Error for ListError {}
+
+/// Why an [`Upstream`](crate::Upstream) call applied nothing; what was sent rides back in
+/// `rejected` (or the variant's value), so nothing is lost.
+///
+/// The waiting forms (`apply`, `apply_async`, …) fail with every variant but `Full`; the
+/// `try_` forms also with `Full`.
+#[non_exhaustive]
+pub enum UpstreamError<P> {
+    /// The revision does not come after the last one this handle sent (`apply` needs a
+    /// newer revision; `progress` and `relist` one at least as new).
+    OutOfOrder {
+        /// The revision given.
+        revision: u64,
+        /// The last revision sent.
+        last: u64,
+        /// What was not applied.
+        rejected: P,
+    },
+    /// No relist has loaded the upstream's state yet; the first call must be `relist`.
+    NotLoaded(P),
+    /// A relist names this key more than once.
+    DuplicateKey {
+        /// The key named twice.
+        key: std::sync::Arc<str>,
+        /// What was not applied.
+        rejected: P,
+    },
+    /// The incoming ring is full (only from the `try_` forms); a waiting call would have
+    /// waited.
+    Full(P),
+    /// The cacher has shut down.
+    Closed(P),
+}
+
+impl<P> UpstreamError<P> {
+    /// The same error about `f(rejected)`.
+    pub(crate) fn map<Q>(self, f: impl FnOnce(P) -> Q) -> UpstreamError<Q> {
+        match self {
+            Self::OutOfOrder { revision, last, rejected } => {
+                UpstreamError::OutOfOrder { revision, last, rejected: f(rejected) }
+            }
+            Self::DuplicateKey { key, rejected } => {
+                UpstreamError::DuplicateKey { key, rejected: f(rejected) }
+            }
+            Self::NotLoaded(rejected) => UpstreamError::NotLoaded(f(rejected)),
+            Self::Full(rejected) => UpstreamError::Full(f(rejected)),
+            Self::Closed(rejected) => UpstreamError::Closed(f(rejected)),
+        }
+    }
+
+    /// What was not applied.
+    pub fn into_inner(self) -> P {
+        match self {
+            Self::OutOfOrder { rejected, .. }
+            | Self::DuplicateKey { rejected, .. }
+            | Self::NotLoaded(rejected)
+            | Self::Full(rejected)
+            | Self::Closed(rejected) => rejected,
+        }
+    }
+}
+
+impl<P> fmt::Debug for UpstreamError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfOrder { revision, last, .. } => f
+                .debug_struct("OutOfOrder")
+                .field("revision", revision)
+                .field("last", last)
+                .finish_non_exhaustive(),
+            Self::DuplicateKey { key, .. } => {
+                f.debug_struct("DuplicateKey").field("key", key).finish_non_exhaustive()
+            }
+            Self::NotLoaded(_) => f.write_str("NotLoaded(..)"),
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<P> fmt::Display for UpstreamError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfOrder { revision, last, .. } => {
+                write!(f, "revision {revision} does not follow the last revision {last}; nothing was applied")
+            }
+            Self::NotLoaded(_) => f.write_str("the upstream's state is not loaded yet; relist first"),
+            Self::DuplicateKey { key, .. } => {
+                write!(f, "the relist names key {key:?} more than once; nothing was applied")
+            }
+            Self::Full(_) => f.write_str("incoming ring is full; retry, or use a waiting call"),
+            Self::Closed(_) => f.write_str(CLOSED_MESSAGE),
+        }
+    }
+}
+
+impl<P> std::error::Error for UpstreamError<P> {}
 
 /// Why [`Watch::try_recv`](crate::Watch::try_recv) returned no event.
 #[derive(Debug, Clone, PartialEq, Eq)]

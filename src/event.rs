@@ -230,19 +230,69 @@ impl<T> Event<T> {
 }
 
 /// One applied change, as the window keeps it: shared by every watcher that reads it.
+///
+/// A record has a revision (the cacher's, or the upstream's) and, in the window, a dense
+/// position; several records may share a revision (an upstream transaction, or a relist's
+/// difference), and upstream revisions may skip. Only `window.rs` maps one to the other.
 #[derive(Debug)]
 pub(crate) struct Record<T> {
     pub(crate) revision: u64,
     pub(crate) key: Arc<str>,
     /// The object after the change; `None` for a delete.
     pub(crate) object: Option<Arc<T>>,
-    /// The object before the change; `None` when the key was new.
+    /// The object before the change (the key's object at `since`); `None` when the key
+    /// was new.
     pub(crate) prev: Option<Arc<T>>,
-    /// When the dispatcher applied it, on the cacher's clock (sizes the window).
-    pub(crate) applied_at: Duration,
+    /// The cacher's revision before this record's revision began.
+    pub(crate) since: u64,
+    /// Whether this is the last record of its revision: a reader that has read it has
+    /// everything up to `revision`.
+    pub(crate) ends_revision: bool,
+    /// Whether this record is part of a relist's difference (which never ends a watch for
+    /// being slow).
+    pub(crate) relisted: bool,
+    /// When the dispatcher applied it, in nanoseconds on the cacher's clock (sizes the
+    /// window); a `u64` rather than a `Duration` keeps a record at 64 bytes.
+    applied_at_nanos: u64,
+}
+
+/// How a record came to be: an ordinary change, or part of a relist's difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Change,
+    Relist,
 }
 
 impl<T> Record<T> {
+    /// A record at `revision`, applied at clock time `applied_at`; the cacher's revision
+    /// before it was `since`.
+    pub(crate) fn new(
+        (revision, since): (u64, u64),
+        key: Arc<str>,
+        (object, prev): (Option<Arc<T>>, Option<Arc<T>>),
+        (origin, ends_revision): (Origin, bool),
+        applied_at: Duration,
+    ) -> Self {
+        let applied_at_nanos = u64::try_from(applied_at.as_nanos()).unwrap_or(u64::MAX);
+        let relisted = origin == Origin::Relist;
+        Self { revision, key, object, prev, since, ends_revision, relisted, applied_at_nanos }
+    }
+
+    /// The revision a reader is complete up to once it has read this record: its own if
+    /// it ends its revision, else the one before its revision began.
+    pub(crate) fn complete(&self) -> u64 {
+        if self.ends_revision {
+            self.revision
+        } else {
+            self.since
+        }
+    }
+
+    /// When the dispatcher applied it, on the cacher's clock.
+    pub(crate) fn applied_at(&self) -> Duration {
+        Duration::from_nanos(self.applied_at_nanos)
+    }
+
     /// The event a watcher sees, given which of the new and previous objects match its
     /// filter: the new only → `Added`; both → `Modified`; the previous only → `Deleted`
     /// (with the previous object); neither → nothing.
@@ -263,5 +313,16 @@ impl<T> Record<T> {
             (None, Some(object)) => Some(EventRef::Deleted { key, object, revision }),
             (None, None) => None,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Record;
+
+    #[test]
+    fn a_record_stays_at_64_bytes() {
+        // The window holds up to 102,400 of them per cacher by default.
+        assert_eq!(std::mem::size_of::<Record<u64>>(), 64);
     }
 }

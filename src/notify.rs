@@ -147,6 +147,20 @@ pub(crate) fn thread_waker() -> Waker {
     Waker::from(std::sync::Arc::new(ThreadWaker(thread::current())))
 }
 
+/// Runs `future` to completion on this thread, parking it between polls (a spurious
+/// unpark only polls once more).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = thread_waker();
+    let mut context = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        thread::park();
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

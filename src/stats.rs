@@ -9,13 +9,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// The last applied revision.
+    /// The cacher's revision: the last applied (or, from an upstream, the last it reported
+    /// progress to).
     pub revision: u64,
     /// The number of live keys.
     pub objects: usize,
     /// The oldest revision a new watch may start from.
     pub window_oldest: u64,
-    /// Events the window holds for replay now.
+    /// Events the window holds for replay now (several may share a revision).
     pub window_len: u64,
     /// The most events the window holds at its current size.
     pub window_capacity: usize,
@@ -40,8 +41,8 @@ pub struct Stats {
     pub terminations: u64,
     /// Deletes of keys that were missing when applied (dropped, never delivered).
     pub deletes_of_missing_keys: u64,
-    /// Batches of changes applied, since start: `revision ÷ batches` is the mean batch,
-    /// and each batch wakes each watcher with something new at most once.
+    /// Batches of changes applied, since start: in embedded mode `revision ÷ batches` is
+    /// the mean batch, and each batch wakes each watcher with something new at most once.
     pub batches: u64,
     /// Waiting time left in the dispatch budget.
     pub budget_left: Duration,
@@ -50,45 +51,86 @@ pub struct Stats {
 /// The counters behind [`Stats`]. Written by the dispatcher (and by watches for their own
 /// counts), read by `stats()`; all `Relaxed`: they are independent numbers, not
 /// synchronisation. Counts that follow a watcher's phase change only through
-/// [`WatcherShared`](crate::dispatch::watcher::WatcherShared)'s transitions, which call
-/// the methods here.
+/// [`WatcherShared`](crate::hand_off::WatcherShared)'s transitions, which call the
+/// methods here.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) objects: AtomicUsize,
-    pub(crate) window_len: AtomicU64,
-    pub(crate) window_capacity: AtomicUsize,
-    pub(crate) incoming_high_water: AtomicUsize,
-    pub(crate) watchers_indexed: AtomicUsize,
-    pub(crate) watchers_unindexed: AtomicUsize,
-    pub(crate) watchers_blocked: AtomicUsize,
+    objects: AtomicUsize,
+    window_capacity: AtomicUsize,
+    incoming_high_water: AtomicUsize,
+    watchers_indexed: AtomicUsize,
+    watchers_unindexed: AtomicUsize,
+    watchers_blocked: AtomicUsize,
     watchers_parked: AtomicUsize,
     parks: AtomicU64,
     terminations: AtomicU64,
-    pub(crate) deletes_of_missing_keys: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) budget_left_nanos: AtomicU64,
+    deletes_of_missing_keys: AtomicU64,
+    batches: AtomicU64,
+    budget_left_nanos: AtomicU64,
+}
+
+/// What the dispatcher reports at the end of each batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchFigures {
+    pub(crate) objects: usize,
+    pub(crate) watchers_indexed: usize,
+    pub(crate) window_capacity: usize,
+    pub(crate) budget_left: Duration,
+}
+
+/// The figures [`Counters`] do not keep, read from the structures themselves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LiveFigures {
+    pub(crate) revision: u64,
+    pub(crate) window_oldest: u64,
+    pub(crate) window_len: u64,
+    pub(crate) incoming_len: usize,
+    pub(crate) incoming_capacity: usize,
+}
+
+fn add(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Counters {
-    pub(crate) fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// A batch was applied.
+    pub(crate) fn batch(&self, figures: BatchFigures) {
+        add(&self.batches);
+        self.objects.store(figures.objects, Ordering::Relaxed);
+        self.watchers_indexed.store(figures.watchers_indexed, Ordering::Relaxed);
+        self.window_capacity.store(figures.window_capacity, Ordering::Relaxed);
+        let nanos = u64::try_from(figures.budget_left.as_nanos()).unwrap_or(u64::MAX);
+        self.budget_left_nanos.store(nanos, Ordering::Relaxed);
     }
 
-    pub(crate) fn set(counter: &AtomicUsize, value: usize) {
-        counter.store(value, Ordering::Relaxed);
+    /// The number of indexed watchers in live dispatch changed between batches.
+    pub(crate) fn set_watchers_indexed(&self, watchers: usize) {
+        self.watchers_indexed.store(watchers, Ordering::Relaxed);
     }
 
-    pub(crate) fn get(counter: &AtomicUsize) -> usize {
-        counter.load(Ordering::Relaxed)
+    /// This many watchers' buffers were full for the current event.
+    pub(crate) fn set_watchers_blocked(&self, watchers: usize) {
+        self.watchers_blocked.store(watchers, Ordering::Relaxed);
     }
 
-    pub(crate) fn get64(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    /// An unindexed watch started.
+    pub(crate) fn unindexed_started(&self) {
+        self.watchers_unindexed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An unindexed watch ended.
+    pub(crate) fn unindexed_ended(&self) {
+        self.watchers_unindexed.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A delete found no object.
+    pub(crate) fn deleted_missing_key(&self) {
+        add(&self.deletes_of_missing_keys);
     }
 
     /// A watcher was parked.
     pub(crate) fn parked(&self) {
-        Self::add(&self.parks);
+        add(&self.parks);
         self.watchers_parked.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -99,7 +141,7 @@ impl Counters {
 
     /// A watcher was terminated as too slow.
     pub(crate) fn terminated(&self) {
-        Self::add(&self.terminations);
+        add(&self.terminations);
     }
 
     /// Raises the high-water mark to `len` if it is higher.
@@ -109,15 +151,28 @@ impl Counters {
         }
     }
 
-    pub(crate) fn watchers_parked(&self) -> usize {
-        Self::get(&self.watchers_parked)
-    }
-
-    pub(crate) fn parks(&self) -> u64 {
-        Self::get64(&self.parks)
-    }
-
-    pub(crate) fn terminations(&self) -> u64 {
-        Self::get64(&self.terminations)
+    /// Every figure, the counters' and `live`'s.
+    pub(crate) fn stats(&self, live: LiveFigures) -> Stats {
+        let get = |counter: &AtomicUsize| counter.load(Ordering::Relaxed);
+        let get64 = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            revision: live.revision,
+            objects: get(&self.objects),
+            window_oldest: live.window_oldest,
+            window_len: live.window_len,
+            window_capacity: get(&self.window_capacity),
+            incoming_len: live.incoming_len,
+            incoming_capacity: live.incoming_capacity,
+            incoming_high_water: get(&self.incoming_high_water),
+            watchers_indexed: get(&self.watchers_indexed),
+            watchers_unindexed: get(&self.watchers_unindexed),
+            watchers_blocked: get(&self.watchers_blocked),
+            watchers_parked: get(&self.watchers_parked),
+            parks: get64(&self.parks),
+            terminations: get64(&self.terminations),
+            deletes_of_missing_keys: get64(&self.deletes_of_missing_keys),
+            batches: get64(&self.batches),
+            budget_left: Duration::from_nanos(get64(&self.budget_left_nanos)),
+        }
     }
 }

@@ -6,7 +6,6 @@
 //! dispatcher wait; a snapshot is one consistent revision, never a mix. Mutating a map
 //! whose nodes a snapshot still shares copies only the touched path, once per batch.
 
-use crate::notify::WaitList;
 use crate::sync::{Arc, ArcCell};
 use imbl::OrdMap;
 use std::ops::Bound;
@@ -40,8 +39,6 @@ impl<T> Snapshot<T> {
 /// The reading side, shared by lists, gets and snapshot watches.
 pub(crate) struct Store<T> {
     published: ArcCell<Snapshot<T>>,
-    /// Lists waiting for a newer revision.
-    pub(crate) waiters: WaitList,
 }
 
 impl<T> Store<T> {
@@ -61,16 +58,16 @@ pub(crate) struct StoreWriter<T> {
     store: Arc<Store<T>>,
     objects: OrdMap<Key, Object<T>>,
     revision: u64,
-    published: u64,
+    /// Whether `objects` or `revision` changed since the last publication.
+    changed: bool,
 }
 
 impl<T> StoreWriter<T> {
     pub(crate) fn new() -> Self {
         let store = Arc::new(Store {
             published: ArcCell::new(Arc::new(Snapshot { objects: OrdMap::new(), revision: 0 })),
-            waiters: WaitList::new(),
         });
-        Self { store, objects: OrdMap::new(), revision: 0, published: 0 }
+        Self { store, objects: OrdMap::new(), revision: 0, changed: false }
     }
 
     pub(crate) fn reader(&self) -> Arc<Store<T>> {
@@ -86,29 +83,41 @@ impl<T> StoreWriter<T> {
         self.objects.get(key)
     }
 
-    /// Sets `key` to `object` at `revision`; returns the previous object.
-    pub(crate) fn put(&mut self, revision: u64, key: Key, object: Object<T>) -> Option<Object<T>> {
-        self.revision = revision;
+    /// Every current object, in key order.
+    pub(crate) fn objects(&self) -> &OrdMap<Key, Object<T>> {
+        &self.objects
+    }
+
+    /// Sets `key` to `object`; returns the previous object.
+    pub(crate) fn put(&mut self, key: Key, object: Object<T>) -> Option<Object<T>> {
+        self.changed = true;
         self.objects.insert(key, object)
     }
 
     /// Removes `key`; returns the removed object, or `None` (and changes nothing) when
-    /// it was missing. The caller assigns `revision` only to a removal that happened.
+    /// it was missing.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Object<T>> {
-        self.objects.remove(key)
+        let removed = self.objects.remove(key);
+        self.changed |= removed.is_some();
+        removed
+    }
+
+    /// Replaces every object at once (a relist).
+    pub(crate) fn replace(&mut self, objects: OrdMap<Key, Object<T>>) {
+        self.changed = true;
+        self.objects = objects;
     }
 
     pub(crate) fn set_revision(&mut self, revision: u64) {
+        self.changed |= revision != self.revision;
         self.revision = revision;
     }
 
     /// Publishes the current state if it changed since the last publication.
     pub(crate) fn publish(&mut self) {
-        if self.published != self.revision {
-            self.published = self.revision;
+        if std::mem::take(&mut self.changed) {
             let snapshot = Snapshot { objects: self.objects.clone(), revision: self.revision };
             self.store.published.store(Arc::new(snapshot));
-            self.store.waiters.notify_all();
         }
     }
 }

@@ -1,14 +1,13 @@
 //! The consuming end of a watch; its semantics are documented on [`Watch`].
 
-use crate::dispatch::watcher::{Phase, WatcherShared};
 use crate::error::{RecvTimeoutError, TryRecvError, WatchError};
 use crate::event::{Event, EventRef};
+use crate::hand_off::{Control, Phase, Pushed, WatcherShared};
 use crate::notify::thread_waker;
 use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
 use crate::ring::{self, Receiver};
-use crate::shared::{Control, Shared};
+use crate::shared::Shared;
 use crate::store::Snapshot;
-use crate::sync::atomic::Ordering;
 use crate::sync::{park_timeout, thread, Arc};
 use crate::window::{Cursor, Read};
 use std::fmt;
@@ -45,6 +44,30 @@ enum Step {
 /// The visitor a step passes events to.
 type Visit<'v, T> = dyn FnMut(EventRef<'_, T>) + 'v;
 
+/// How far a replay from the window may go: up to a position, and no record past a
+/// revision.
+#[derive(Debug, Clone, Copy)]
+struct Until {
+    position: u64,
+    revision: u64,
+}
+
+impl Until {
+    const END: Self = Self { position: u64::MAX, revision: u64::MAX };
+
+    fn revision(revision: u64) -> Self {
+        Self { revision, ..Self::END }
+    }
+}
+
+/// What a replay from the window did.
+#[derive(Debug, Clone, Copy)]
+struct Replayed {
+    visited: usize,
+    /// It stopped at its limit (rather than at the window's head or the budget).
+    at_limit: bool,
+}
+
 /// A stream of events for one watcher.
 ///
 /// A [`Watch`] yields every event matching its filter in revision order, exactly once,
@@ -76,11 +99,15 @@ type Visit<'v, T> = dyn FnMut(EventRef<'_, T>) + 'v;
 pub struct Watch<T> {
     watcher: Arc<WatcherShared<T>>,
     /// The receiving half of the pushed buffer; `None` for a pulling (unindexed) watch.
-    buffer: Option<Receiver<Event<T>>>,
+    buffer: Option<Receiver<Pushed<T>>>,
     cacher: Arc<Shared<T>>,
-    /// Every matching event up to this revision has been yielded.
+    /// The window position read up to: every matching record up to it has been yielded.
     position: u64,
-    /// Events after this revision arrived after the watch started: under `Terminate`
+    /// The revision the watch is complete up to: every matching event of it and before
+    /// has been yielded, and a new watch after it would continue exactly. Records at or
+    /// below it are skipped (the ones a watch from a future revision passes over).
+    revision: u64,
+    /// Records after this position arrived after the watch started: under `Terminate`
     /// they count toward an unindexed watch's lag (the replay before it does not).
     live_from: u64,
     cursor: Cursor<T>,
@@ -116,20 +143,26 @@ impl<T: Send + Sync + 'static> Watch<T> {
             (None, None) => DEFAULT_BUFFER,
         };
         let window = &cacher.window;
-        let head = window.head();
-        let (position, initial, awaits) = match options.start {
-            Start::Now => (head, None, 0),
+        let now = window.now();
+        let expired = |requested| move |oldest| WatchError::Expired { requested, oldest };
+        let ((position, revision), initial, awaits) = match options.start {
+            Start::Now => (now, None, 0),
+            // Not reached yet: read on from now, passing over records up to `requested`.
+            Start::Revision(requested) if requested > now.1 => ((now.0, requested), None, requested),
             Start::Revision(requested) => {
-                let oldest = window.first() - 1;
-                if requested < oldest {
-                    return Err(WatchError::Expired { requested, oldest });
-                }
-                let awaits = if requested > head { requested } else { 0 };
-                (requested, None, awaits)
+                let position = window.position_after(requested).map_err(expired(requested))?;
+                ((position, requested), None, 0)
             }
             Start::Snapshot => {
-                let snapshot = cacher.store.snapshot();
-                (snapshot.revision, Some(Initial { snapshot, last_key: None }), 0)
+                // The window holds everything after the published state; it can only have
+                // moved past this one if a whole batch was published since: take that.
+                let (snapshot, position) = loop {
+                    let snapshot = cacher.store.snapshot();
+                    if let Ok(position) = window.position_after(snapshot.revision) {
+                        break (snapshot, position);
+                    }
+                };
+                ((position, snapshot.revision), Some(Initial { snapshot, last_key: None }), 0)
             }
         };
         let started_at = cacher.clock.now();
@@ -142,17 +175,19 @@ impl<T: Send + Sync + 'static> Watch<T> {
         let watcher =
             Arc::new(WatcherShared::new(filter, sender, buffer_len, options.bookmarks, (awaits, started_at)));
         if indexed || options.bookmarks || awaits > 0 {
-            cacher.send(Control::Start(watcher.clone()));
+            // Refused only after shutdown: the watch then sees the window closed.
+            let _ = cacher.send(Control::Start(watcher.clone()));
         }
         if !indexed {
-            cacher.counters.watchers_unindexed.fetch_add(1, Ordering::Relaxed);
+            cacher.counters.unindexed_started();
         }
         Ok(Self {
             watcher,
             buffer,
             cacher,
             position,
-            live_from: position.max(head),
+            revision,
+            live_from: position.max(now.0),
             cursor: Cursor::new(),
             initial,
             awaiting: awaits > 0,
@@ -271,9 +306,17 @@ impl<T> Watch<T> {
         std::future::poll_fn(|cx| self.poll_visit(Some(cx.waker()), limit, &mut visit)).await
     }
 
-    /// How many revisions this watch is behind the cacher's latest.
+    /// How many events the cacher has recorded that this watch has not read yet (matching
+    /// its filter or not).
     pub fn lag(&self) -> u64 {
         self.cacher.window.head().saturating_sub(self.position)
+    }
+
+    /// The revision this watch is complete up to: every matching event of it and before
+    /// has been yielded, so a new watch from it ([`Start::Revision`]) continues with no
+    /// gap and no duplicate.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// One owned event, or the end.
@@ -420,9 +463,10 @@ impl<T> Watch<T> {
             return Step::Visited(visited);
         }
         self.initial = None;
-        visit(EventRef::Bookmark { revision: self.position, initial_events_end: true });
+        visit(EventRef::Bookmark { revision: self.revision, initial_events_end: true });
         Step::Visited(visited + 1)
     }
+
     /// Waiting for the start revision: `None` once the window has reached it.
     fn step_awaiting(&mut self) -> Option<Step> {
         let awaits = self.watcher.awaits;
@@ -431,11 +475,11 @@ impl<T> Watch<T> {
         // makes the head loaded next final, and a time-out the dispatcher decided before
         // it applied the awaited revision is visible once that revision is.
         let closed = window.is_closed();
-        let head = window.head();
+        let revision = window.revision();
         if let Some(current) = self.watcher.timed_out_at() {
             return Some(Step::End(WatchError::TooNew { requested: awaits, current }));
         }
-        if head < awaits {
+        if revision < awaits {
             return Some(if closed { Step::End(WatchError::Closed) } else { Step::Idle { on_window: true } });
         }
         self.awaiting = false;
@@ -444,22 +488,56 @@ impl<T> Watch<T> {
 
     fn step_unindexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
         if self.cacher.config.policy == SlowWatcherPolicy::Terminate && self.cutoff.is_none() {
+            self.check_lag();
+        }
+        let until = Until::revision(self.cutoff.unwrap_or(u64::MAX));
+        match self.replay(until, budget, visit) {
+            Err(end) => Step::End(end),
+            Ok(Replayed { visited: 0, at_limit: true }) => {
+                let resume_from = self.cutoff.expect("only a cutoff limits an unindexed replay");
+                self.cacher.counters.terminated();
+                Step::End(WatchError::TooSlow { resume_from })
+            }
+            Ok(Replayed { visited: 0, .. }) => self.idle_on_window(visit),
+            Ok(Replayed { visited, .. }) => Step::Visited(visited),
+        }
+    }
+
+    /// Under `Terminate`: sets the cutoff once an unindexed watch has more than its buffer
+    /// of unread records that arrived after it started. It yields everything before the
+    /// revision of the first record over the limit (and the rest of a revision it has
+    /// begun), so that a revision is delivered whole or not at all. A relist's difference
+    /// does not count: a watch behind one is held to the rule from where the relist ends.
+    fn check_lag(&mut self) {
+        let window = &self.cacher.window;
+        let buffer = self.watcher.buffer_len as u64;
+        let mut probe = Cursor::new();
+        loop {
             // Saturating: a reader may see a record through its chunk before the window's
             // `head` moves past it, so `position` can be ahead of the `head` it loads.
             let base = self.position.max(self.live_from);
-            let buffer = self.watcher.buffer_len as u64;
-            if self.cacher.window.head().saturating_sub(base) > buffer {
-                self.cutoff = Some(base + buffer);
+            if window.head().saturating_sub(base) <= buffer {
+                return;
+            }
+            let (over, relisted) = match window.read(base + buffer + 1, &mut probe) {
+                Read::Record(over) => (over.revision, over.relisted),
+                // Evicted: the replay reports `Expired`.
+                _ => return,
+            };
+            if !relisted {
+                // A revision the watch is partway through is finished first.
+                let reading = match window.read(self.position, &mut probe) {
+                    Read::Record(last) if last.revision > self.revision => last.revision,
+                    _ => 0,
+                };
+                self.cutoff = Some((over - 1).max(reading));
+                return;
+            }
+            match window.position_after(over) {
+                Ok(relist_end) => self.live_from = relist_end,
+                Err(_) => return,
             }
         }
-        if let Some(step) = self.replay_step(self.cutoff.unwrap_or(u64::MAX), budget, visit) {
-            return step;
-        }
-        if let Some(resume_from) = self.cutoff.filter(|cutoff| self.position >= *cutoff) {
-            self.cacher.counters.terminated();
-            return Step::End(WatchError::TooSlow { resume_from });
-        }
-        self.idle_on_window(visit)
     }
 
     fn step_indexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
@@ -468,53 +546,57 @@ impl<T> Watch<T> {
             match phase {
                 Phase::Joining => {
                     return self
-                        .replay_step(u64::MAX, budget, visit)
+                        .replay_step(Until::END, budget, visit)
                         .unwrap_or_else(|| self.idle_on_window(visit));
                 }
                 Phase::Live => {
                     if let Some(step) =
-                        self.drain_joined(budget, visit).or_else(|| self.idle_live(budget, visit))
+                        self.drain_joined(u64::MAX, budget, visit).or_else(|| self.idle_live(budget, visit))
                     {
                         return step;
                     }
                 }
                 Phase::Terminated(resume_from) => {
-                    return self.drain_joined(budget, visit).unwrap_or_else(|| {
-                        Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.position) })
+                    return self.drain_joined(resume_from, budget, visit).unwrap_or_else(|| {
+                        Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.revision) })
                     });
                 }
                 Phase::Parked(delivered) => {
-                    if let Some(step) = self.drain_joined(budget, visit) {
+                    if let Some(step) = self.drain_joined(u64::MAX, budget, visit) {
                         return step;
                     }
+                    // Everything matching up to `delivered` was pushed and read; the
+                    // records between are the ones that did not match.
                     self.position = self.position.max(delivered);
-                    if let Some(step) = self.replay_step(u64::MAX, budget, visit) {
+                    if let Some(step) = self.replay_step(Until::END, budget, visit) {
                         return step;
                     }
                     if self.cacher.window.is_closed() {
                         return self.idle_on_window(visit);
                     }
                     if self.watcher.ask_to_rejoin(phase) {
-                        self.cacher.send(Control::Rejoin(self.watcher.clone()));
+                        // Refused only after shutdown: the watch, joining, sees the window
+                        // closed.
+                        let _ = self.cacher.send(Control::Rejoin(self.watcher.clone()));
                     }
                 }
             }
         }
     }
 
-    /// After a join: what the window holds up to the join revision, then the buffer;
-    /// `None` when both are exhausted.
-    fn drain_joined(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
-        let joined_at = self.watcher.joined_at();
-        self.replay_step(joined_at, budget, visit).or_else(|| self.pop_step(budget, visit))
+    /// After a join: what the window holds up to the join position, then the buffer,
+    /// nothing past revision `cap`; `None` when both are exhausted.
+    fn drain_joined(&mut self, cap: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+        let until = Until { position: self.watcher.joined_at(), revision: cap };
+        self.replay_step(until, budget, visit).or_else(|| self.pop_step(cap, budget, visit))
     }
 
     /// [`Self::replay`] as a step: `None` when caught up with the window or the limit
     /// before visiting anything.
-    fn replay_step(&mut self, limit: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
-        match self.replay(limit, budget, visit) {
-            Ok(0) => None,
-            Ok(visited) => Some(Step::Visited(visited)),
+    fn replay_step(&mut self, until: Until, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+        match self.replay(until, budget, visit) {
+            Ok(Replayed { visited: 0, .. }) => None,
+            Ok(Replayed { visited, .. }) => Some(Step::Visited(visited)),
             Err(error) => Some(Step::End(error)),
         }
     }
@@ -531,12 +613,12 @@ impl<T> Watch<T> {
             return None;
         }
         // Pushes made before the bookmark or the close are visible now: look once more.
-        if let Some(step) = self.pop_step(budget, visit) {
+        if let Some(step) = self.pop_step(u64::MAX, budget, visit) {
             return Some(step);
         }
         if let Some(due) = due.filter(|due| self.watcher.take_bookmark(*due)) {
-            self.position = self.position.max(due);
-            visit(EventRef::Bookmark { revision: self.position, initial_events_end: false });
+            self.revision = self.revision.max(due);
+            visit(EventRef::Bookmark { revision: self.revision, initial_events_end: false });
             return Some(Step::Visited(1));
         }
         if closed {
@@ -550,8 +632,14 @@ impl<T> Watch<T> {
     /// window to grow.
     fn idle_on_window(&mut self, visit: &mut Visit<'_, T>) -> Step {
         let window = &self.cacher.window;
-        if self.watcher.due_bookmark().is_some_and(|due| self.watcher.take_bookmark(due)) {
-            visit(EventRef::Bookmark { revision: self.position, initial_events_end: false });
+        // The bookmark is loaded before the head: caught up with that head, the watch has
+        // read every record up to the bookmark's revision (the dispatcher offers it after
+        // appending them). Records that arrived since are read first.
+        let due = self.watcher.due_bookmark();
+        let caught_up = self.position >= window.head();
+        if let Some(due) = due.filter(|due| caught_up && self.watcher.take_bookmark(*due)) {
+            self.revision = self.revision.max(due);
+            visit(EventRef::Bookmark { revision: self.revision, initial_events_end: false });
             return Step::Visited(1);
         }
         if window.is_closed() && self.position >= window.head() {
@@ -560,48 +648,71 @@ impl<T> Watch<T> {
         Step::Idle { on_window: true }
     }
 
-    /// Visits the window's matching events after `position` up to revision `limit`, at
-    /// most `budget` of them, borrowing each record where it lies. Stops early, with what
-    /// it visited, at the window's head; fails with `Expired` only when it visited
-    /// nothing (a later call reports it).
-    fn replay(&mut self, limit: u64, budget: usize, visit: &mut Visit<'_, T>) -> Result<usize, WatchError> {
+    /// Visits the window's matching records after `position`, within `until`, at most
+    /// `budget` of them, borrowing each record where it lies. Stops early, with what it
+    /// visited, at the window's head; fails with `Expired` only when it visited nothing
+    /// (a later call reports it).
+    fn replay(
+        &mut self,
+        until: Until,
+        budget: usize,
+        visit: &mut Visit<'_, T>,
+    ) -> Result<Replayed, WatchError> {
         let window = &self.cacher.window;
         let filter = &self.watcher.filter;
         let mut visited = 0;
-        while self.position < limit && visited < budget {
+        while visited < budget {
+            if self.position >= until.position {
+                return Ok(Replayed { visited, at_limit: true });
+            }
             match window.read(self.position + 1, &mut self.cursor) {
+                Read::Record(record) if record.revision > until.revision => {
+                    return Ok(Replayed { visited, at_limit: true });
+                }
                 Read::Record(record) => {
-                    self.position = record.revision;
+                    self.position += 1;
+                    if record.revision <= self.revision {
+                        continue;
+                    }
                     if let Some(event) = filter.event(record) {
                         visit(event);
                         visited += 1;
                     }
+                    self.revision = self.revision.max(record.complete());
                 }
                 Read::Pending => break,
-                Read::Evicted { .. } if visited > 0 => break,
-                Read::Evicted { first } => {
-                    return Err(WatchError::Expired { requested: self.position, oldest: first - 1 });
-                }
+                Read::Evicted if visited > 0 => break,
+                Read::Evicted => match window.position_after(self.revision) {
+                    // Only records it passes over were evicted (a watch from a future
+                    // revision skips those at or below it): read on after them.
+                    Ok(owed_after) if owed_after >= self.position => self.position = owed_after,
+                    _ => {
+                        return Err(WatchError::Expired { requested: self.revision, oldest: window.oldest() })
+                    }
+                },
             }
         }
-        Ok(visited)
+        Ok(Replayed { visited, at_limit: false })
     }
 
-    /// Visits up to `budget` pushed events not yet yielded (older ones were replayed
-    /// from the window); `None` when the buffer holds none.
-    fn pop_step(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+    /// Visits up to `budget` pushed events not yet read (older ones were replayed from
+    /// the window), none past revision `cap`; `None` when the buffer holds none.
+    fn pop_step(&mut self, cap: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
         let buffer = self.buffer.as_mut()?;
         let mut visited = 0;
         while visited < budget {
-            let Some(event) = buffer.pop() else { break };
+            let Some(pushed) = buffer.pop() else { break };
             if self.cacher.config.policy == SlowWatcherPolicy::Terminate {
                 self.watcher.room.wake();
             }
-            if event.revision() > self.position {
-                self.position = event.revision();
-                visit(event.as_ref());
-                visited += 1;
+            let revision = pushed.event.revision();
+            if pushed.position <= self.position || revision > cap {
+                continue;
             }
+            self.position = pushed.position;
+            self.revision = self.revision.max(pushed.complete);
+            visit(pushed.event.as_ref());
+            visited += 1;
         }
         (visited > 0).then_some(Step::Visited(visited))
     }
@@ -614,9 +725,10 @@ impl<T> Watch<T> {
         if self.watcher.is_pushed() {
             // The dispatcher may be waiting for room in this watcher's buffer.
             self.watcher.room.wake();
-            self.cacher.send(Control::Stop(self.watcher.clone()));
+            // Refused only after shutdown, when there is no index to leave.
+            let _ = self.cacher.send(Control::Stop(self.watcher.clone()));
         } else {
-            self.cacher.counters.watchers_unindexed.fetch_sub(1, Ordering::Relaxed);
+            self.cacher.counters.unindexed_ended();
         }
     }
 }

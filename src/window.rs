@@ -1,4 +1,5 @@
-//! The watch window: the most recent events, readable by any thread without a lock.
+//! The watch window: the most recent events, readable by any thread without a lock, and
+//! the one place that maps revisions to positions.
 //!
 //! The dispatcher appends; watches read. Events live in fixed-size chunks that are
 //! written once, slot by slot, and never overwritten: a reader holding a chunk can read
@@ -9,27 +10,51 @@
 //! segments" shape of LMAX's journal and of the Kubernetes cacher's `watchCache` ring,
 //! with the segment swap taking the place of the cacher's lock.
 //!
-//! Retention is logical: events with revision `>= first` are replayable. `first` moves
-//! as `capacity` demands; whole chunks below it are dropped. A reader that already holds
-//! an evicted chunk may still finish reading it, which is never wrong: what it reads is
-//! immutable and in order.
+//! # Positions and revisions
+//!
+//! Every record has a dense *position* (1, 2, 3, … in append order), which chunks,
+//! cursors and pushed buffers use, and the *revision* it was applied at, which rides in
+//! the record. Revisions never decrease along positions, but they may skip (an upstream
+//! prefix sees only its own keys) and several consecutive records may share one (an
+//! upstream transaction, a relist's difference); in embedded mode the two coincide.
+//! Nothing outside this file turns one into the other: [`Window::position_after`] finds
+//! where the records after a revision start by binary search over the chunks' bounds and
+//! then within a chunk, as the Kubernetes `watchCache` searches its ring
+//! (`getAllEventsSinceLocked`), and [`Window::state_at`] walks positions back to a
+//! revision.
+//!
+//! Retention is logical: positions `>= first` are replayable, and every record with a
+//! revision above `oldest` (the revision of the last evicted record) is among them.
+//! `first` moves as `capacity` demands, but never past the records after the last
+//! published revision, and never into the newest revision: a reader that lists the
+//! published state and then watches from its revision always finds what follows it
+//! (the window holds at most one batch beyond its capacity for this), and a transaction
+//! or relist larger than the capacity is kept whole until a newer revision arrives, so a
+//! reader that was caught up before it can read all of it. Whole chunks below `first`
+//! are dropped. A reader that already holds an evicted chunk may still
+//! finish reading it, which is never wrong: what it reads is immutable and in order.
 //!
 //! Orderings, all in this file. The writer publishes in this order, each store
 //! `Release`, and readers load in the reverse order, each load `Acquire`:
 //! 1. a slot is written, then its chunk's `filled` is stored: a reader that loads
 //!    `filled` may read every slot below it;
-//! 2. on eviction, `first` moves forward before the chunk list without the evicted
-//!    chunks is published: a reader that loaded a list missing a chunk, and then loads
-//!    `first`, sees a `first` past that chunk. So `Evicted { first }` always has
-//!    `first` above the revision asked for;
+//! 2. on eviction, `oldest` and then `first` move forward before the chunk list without
+//!    the evicted chunks is published: a reader that loaded a list missing a chunk, and
+//!    then loads `first` (then `oldest`), sees values past that chunk. So an eviction
+//!    report always names an `oldest` at or above the revision asked for;
 //! 3. a new chunk is in the published list before `head` moves into it: a reader that
-//!    sees `head >= r` and then loads the list finds the chunk holding `r`, filled.
+//!    sees `head >= p` and then loads the list finds the chunk holding `p`, filled;
+//! 4. `revision` is stored after the records of every revision up to it are appended
+//!    (once per batch): a reader that loads `revision` and then searches the chunks finds
+//!    them all.
 //!
 //! `closed` is a `Release`/`Acquire` flag read by watches deciding between `Closed` and
-//! waiting.
+//! waiting. A relist's gap is published (an `Arc` swap) before the state at the relist's
+//! revision, so a reader rolling back from that state sees it.
 
 use crate::event::Record;
 use crate::notify::WaitList;
+use crate::store::Snapshot;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{Arc, ArcCell, UnsafeCell};
 use std::mem::MaybeUninit;
@@ -44,7 +69,7 @@ pub(crate) const CHUNK_LEN: usize = 2;
 /// A run of `CHUNK_LEN` records, stored inline: one allocation per chunk rather than one
 /// per event, and a reader walks them in order through memory.
 pub(crate) struct Chunk<T> {
-    /// Revision of slot 0.
+    /// Position of slot 0.
     first: u64,
     /// Slots `0..filled` are initialised and never change again. Written by the
     /// appending writer only.
@@ -65,16 +90,44 @@ impl<T> Chunk<T> {
         Self { first, filled: AtomicUsize::new(0), slots }
     }
 
-    fn get(&self, revision: u64) -> Option<&Record<T>> {
-        let index = usize::try_from(revision.checked_sub(self.first)?).ok()?;
+    /// The record at `position`, if this chunk holds it and it is published.
+    fn get(&self, position: u64) -> Option<&Record<T>> {
+        let index = usize::try_from(position.checked_sub(self.first)?).ok()?;
         if index >= self.filled.load(Ordering::Acquire) {
             return None;
         }
+        Some(self.slot(index))
+    }
+
+    /// Slot `index`, which must be below a `filled` this thread loaded (`Acquire`).
+    fn slot(&self, index: usize) -> &Record<T> {
         debug_assert!(index < self.slots.len());
-        // SAFETY: `index < filled` (Acquire) means the slot was initialised and released
-        // by the writer, and slots below `filled` are never written again; the reference
-        // lives no longer than `&self`, which keeps the slot alive.
-        Some(self.slots[index].with(|cell| unsafe { (*cell).assume_init_ref() }))
+        // SAFETY: the callers load `filled` (Acquire) and pass an index below it, so the
+        // slot was initialised and released by the writer, and slots below `filled` are
+        // never written again; the reference lives no longer than `&self`, which keeps
+        // the slot alive.
+        self.slots[index].with(|cell| unsafe { (*cell).assume_init_ref() })
+    }
+
+    /// How many of the chunk's leading records have a revision at most `revision`
+    /// (revisions never decrease along a chunk).
+    fn count_at_or_below(&self, revision: u64) -> usize {
+        let filled = self.filled.load(Ordering::Acquire);
+        let (mut low, mut high) = (0, filled);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.slot(middle).revision <= revision {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// The revision of slot 0, if it is published.
+    fn first_revision(&self) -> Option<u64> {
+        self.get(self.first).map(|record| record.revision)
     }
 
     fn is_full(&self) -> bool {
@@ -128,92 +181,200 @@ impl Capacity {
 
 /// Where a read landed.
 pub(crate) enum Read<'c, T> {
-    /// The record at the requested revision, borrowed from the reader's cursor: reading
+    /// The record at the requested position, borrowed from the reader's cursor: reading
     /// touches no reference count, which every reader of a record would contend on.
     Record(&'c Record<T>),
     /// Not appended yet.
     Pending,
-    /// Evicted; `first` is the oldest revision still held.
-    Evicted { first: u64 },
+    /// Evicted; [`Window::oldest`] says how far back a reader may start now.
+    Evicted,
+}
+
+/// Why the state at a past revision cannot be rebuilt; `oldest` is a revision it can be
+/// rebuilt at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unrecorded {
+    pub(crate) oldest: u64,
 }
 
 /// The reading side, shared by every watch.
 pub(crate) struct Window<T> {
     chunks: ArcCell<Vec<Arc<Chunk<T>>>>,
-    /// The last appended revision (0 before the first).
+    /// The last appended position (0 before the first).
     head: AtomicU64,
-    /// The oldest replayable revision.
+    /// The oldest replayable position.
     first: AtomicU64,
+    /// Every record with a revision above this one is replayable: the revision of the
+    /// last evicted record, or the revision the window started at.
+    oldest: AtomicU64,
+    /// The cacher's revision: every record at or below it is appended. Includes
+    /// revisions reached with no record (progress, deletes of missing keys). Stored once
+    /// per batch, after its records.
+    revision: AtomicU64,
+    /// Relists' gaps, oldest first: `(from, to)` where a relist at `to` replaced the state
+    /// at `from`, so the state at any revision strictly between is unknown. Only gaps that
+    /// end above `oldest` are kept (older ones can no longer be asked about).
+    gaps: ArcCell<Vec<(u64, u64)>>,
     /// Set once the cacher shut down; `head` is final from then on.
     closed: AtomicBool,
-    /// Watches waiting for `head` to move (or for `closed`).
+    /// Watches waiting for `head` or `revision` to move (or for `closed`).
     pub(crate) waiters: WaitList,
 }
 
 impl<T> std::fmt::Debug for Window<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Window").field("first", &self.first()).field("head", &self.head()).finish()
+        f.debug_struct("Window")
+            .field("first", &self.first())
+            .field("head", &self.head())
+            .field("oldest", &self.oldest())
+            .field("revision", &self.revision())
+            .finish()
     }
 }
 
 impl<T> Window<T> {
+    /// The last appended position.
     pub(crate) fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
     }
 
+    /// The oldest replayable position.
     pub(crate) fn first(&self) -> u64 {
         self.first.load(Ordering::Acquire)
+    }
+
+    /// The oldest revision a reader may start after: every record newer than it is held.
+    pub(crate) fn oldest(&self) -> u64 {
+        self.oldest.load(Ordering::Acquire)
+    }
+
+    /// The cacher's revision as of the last batch.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    /// Events replayable now.
+    pub(crate) fn len(&self) -> u64 {
+        (self.head() + 1).saturating_sub(self.first())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// The record at `revision`, reusing `cursor`'s chunk when it holds it.
-    pub(crate) fn read<'c>(&self, revision: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
-        if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(revision).is_none()) {
-            if let Err(miss) = self.seek(revision, cursor) {
+    /// The record at `position`, reusing `cursor`'s chunk when it holds it.
+    pub(crate) fn read<'c>(&self, position: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
+        if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(position).is_none()) {
+            if let Err(miss) = self.seek(position, cursor) {
                 return miss;
             }
         }
-        match cursor.chunk.as_ref().and_then(|chunk| chunk.get(revision)) {
+        match cursor.chunk.as_ref().and_then(|chunk| chunk.get(position)) {
             Some(record) => Read::Record(record),
             None => Read::Pending,
         }
     }
 
-    /// Points `cursor` at the chunk holding `revision`; on a miss, says why (`Pending` or
-    /// `Evicted`).
-    fn seek<'c>(&self, revision: u64, cursor: &mut Cursor<T>) -> Result<(), Read<'c, T>> {
-        if revision > self.head() {
+    /// Points `cursor` at the chunk holding `position`; on a miss, says why.
+    fn seek<'c>(&self, position: u64, cursor: &mut Cursor<T>) -> Result<(), Read<'c, T>> {
+        if position > self.head() {
             return Err(Read::Pending);
         }
         // Retention is logical: a seek never lands below `first`, even in a chunk that is
         // still listed.
-        let first = self.first();
-        if revision < first {
-            return Err(Read::Evicted { first });
+        if position < self.first() {
+            return Err(Read::Evicted);
         }
-        // Loaded after `head` (rule 3): the chunk holding `revision` is in this list,
+        // Loaded after `head` (rule 3): the chunk holding `position` is in this list,
         // unless it has been evicted since.
         let chunks = self.chunks.load();
         let found = chunks.first().and_then(|oldest| {
-            let offset = revision.checked_sub(oldest.first)?;
+            let offset = position.checked_sub(oldest.first)?;
             let index = usize::try_from(offset).ok()? / CHUNK_LEN;
-            chunks.get(index).filter(|chunk| chunk.get(revision).is_some())
+            chunks.get(index).filter(|chunk| chunk.get(position).is_some())
         });
         if let Some(chunk) = found {
             cursor.chunk = Some(chunk.clone());
             return Ok(());
         }
         // Loaded after the list (rule 2): an eviction that removed the chunk shows here.
-        let first = self.first();
-        if revision < first {
-            return Err(Read::Evicted { first });
+        if position < self.first() {
+            return Err(Read::Evicted);
         }
         // Unreachable while the writer keeps rule 3; waiting is the safe answer if not.
-        debug_assert!(false, "revision {revision} was appended but its chunk is not listed");
+        debug_assert!(false, "position {position} was appended but its chunk is not listed");
         Err(Read::Pending)
+    }
+
+    /// The last position whose record's revision is at most `revision`: a reader that
+    /// starts after it gets exactly the records newer than `revision`. `Err(oldest)`
+    /// when some of those have been evicted.
+    pub(crate) fn position_after(&self, revision: u64) -> Result<u64, u64> {
+        let oldest = self.oldest();
+        if revision < oldest {
+            return Err(oldest);
+        }
+        let head = self.head();
+        // Loaded after `head` (rule 3) and after `revision` if the caller loaded it (rule
+        // 4): every record up to either is in this list or evicted.
+        let chunks = self.chunks.load();
+        // Chunks whose first record is at or below `revision`; the boundary lies in the
+        // last of them, or just before the list if there is none.
+        let below =
+            chunks.partition_point(|chunk| chunk.first_revision().is_some_and(|first| first <= revision));
+        let position = match below.checked_sub(1).map(|index| &chunks[index]) {
+            Some(chunk) => chunk.first + chunk.count_at_or_below(revision) as u64 - 1,
+            None => chunks.first().map_or(head, |oldest_chunk| oldest_chunk.first - 1),
+        };
+        // Loaded after the list (rule 2): the records after `position` are still held.
+        if position + 1 < self.first() {
+            return Err(self.oldest());
+        }
+        Ok(position)
+    }
+
+    /// Where a reader that wants everything after the cacher's current revision starts:
+    /// that revision and the position just before its successors.
+    pub(crate) fn now(&self) -> (u64, u64) {
+        loop {
+            let revision = self.revision();
+            // Fails only if the window evicted past `revision` since it was loaded, which
+            // takes a whole capacity of newer records; the next look finds those.
+            if let Ok(position) = self.position_after(revision) {
+                return (position, revision);
+            }
+        }
+    }
+
+    /// The state at exactly `revision`, from `latest` (a published state at or after it)
+    /// with the window's newer records undone, newest first: each record holds the object
+    /// it replaced.
+    ///
+    /// Fails when records newer than `revision` have been evicted, or when `revision`
+    /// falls inside a relist's gap (after the revision its difference starts from, before
+    /// its own), where the state was never seen.
+    pub(crate) fn state_at(&self, latest: &Snapshot<T>, revision: u64) -> Result<Snapshot<T>, Unrecorded> {
+        debug_assert!(revision <= latest.revision);
+        if let Some(&(_, to)) = self.gaps.load().iter().find(|(from, to)| revision > *from && revision < *to)
+        {
+            return Err(Unrecorded { oldest: to });
+        }
+        let start = self.position_after(revision).map_err(|oldest| Unrecorded { oldest })?;
+        // Every record at or below the published revision is appended (rule 4).
+        let end = self.position_after(latest.revision).map_err(|oldest| Unrecorded { oldest })?;
+        let mut objects = latest.objects.clone();
+        let mut cursor = Cursor::new();
+        for position in (start + 1..=end).rev() {
+            match self.read(position, &mut cursor) {
+                Read::Record(record) => match &record.prev {
+                    Some(prev) => drop(objects.insert(record.key.clone(), prev.clone())),
+                    None => drop(objects.remove(&*record.key)),
+                },
+                Read::Evicted => return Err(Unrecorded { oldest: self.oldest() }),
+                Read::Pending => unreachable!("position {position} was found but is not appended"),
+            }
+        }
+        Ok(Snapshot { objects, revision })
     }
 }
 
@@ -239,14 +400,14 @@ impl<T> std::fmt::Debug for Cursor<T> {
 /// evicts that chunk.
 pub(crate) struct Appended<T> {
     chunk: Arc<Chunk<T>>,
-    revision: u64,
+    pub(crate) position: u64,
 }
 
 impl<T> std::ops::Deref for Appended<T> {
     type Target = Record<T>;
 
     fn deref(&self) -> &Record<T> {
-        self.chunk.get(self.revision).expect("an appended record stays in its chunk")
+        self.chunk.get(self.position).expect("an appended record stays in its chunk")
     }
 }
 
@@ -257,6 +418,13 @@ pub(crate) struct WindowWriter<T> {
     chunks: Vec<Arc<Chunk<T>>>,
     policy: Capacity,
     capacity: usize,
+    /// The revision of the last appended record.
+    newest: u64,
+    /// The position of the first record of revision `newest`: eviction stops before it.
+    newest_from: u64,
+    /// The position after the last one at the last published revision: eviction stops
+    /// before it.
+    published_from: u64,
 }
 
 impl<T> std::fmt::Debug for WindowWriter<T> {
@@ -269,46 +437,94 @@ impl<T> std::fmt::Debug for WindowWriter<T> {
 }
 
 impl<T> WindowWriter<T> {
-    /// A new, empty window whose first event will be revision `next`.
-    pub(crate) fn new(policy: Capacity, next: u64) -> Self {
+    /// A new, empty window at `revision`: readers may start after it.
+    pub(crate) fn new(policy: Capacity, revision: u64) -> Self {
         let window = Arc::new(Window {
             chunks: ArcCell::new(Arc::new(Vec::new())),
-            head: AtomicU64::new(next - 1),
-            first: AtomicU64::new(next),
+            head: AtomicU64::new(0),
+            first: AtomicU64::new(1),
+            oldest: AtomicU64::new(revision),
+            revision: AtomicU64::new(revision),
+            gaps: ArcCell::new(Arc::new(Vec::new())),
             closed: AtomicBool::new(false),
             waiters: WaitList::new(),
         });
-        Self { window, chunks: Vec::new(), policy, capacity: policy.initial() }
+        Self {
+            window,
+            chunks: Vec::new(),
+            policy,
+            capacity: policy.initial(),
+            newest: revision,
+            newest_from: 1,
+            published_from: 1,
+        }
     }
 
     pub(crate) fn reader(&self) -> Arc<Window<T>> {
         self.window.clone()
     }
 
-    /// The number of events currently replayable.
-    pub(crate) fn len(&self) -> u64 {
-        (self.window.head() + 1).saturating_sub(self.window.first())
+    /// The last appended position.
+    pub(crate) fn head(&self) -> u64 {
+        self.window.head.load(Ordering::Relaxed)
     }
 
-    /// Appends `record`, whose revision must be `head + 1`, evicting what capacity
-    /// demands; publishes in the order the module docs give.
+    /// Moves an empty window to `revision` (an upstream's initial state): readers may
+    /// start after it, and nothing before it is replayable.
+    pub(crate) fn start_at(&mut self, revision: u64) {
+        debug_assert!(self.chunks.is_empty(), "only an empty window starts over");
+        self.newest = revision;
+        self.window.oldest.store(revision, Ordering::Release);
+        self.window.revision.store(revision, Ordering::Release);
+    }
+
+    /// Appends `record` at the next position, evicting what capacity demands; publishes
+    /// in the order the module docs give. Its revision must not be below the last one.
     pub(crate) fn append(&mut self, record: Record<T>) {
-        let revision = record.revision;
-        debug_assert_eq!(revision, self.window.head() + 1);
-        let now = record.applied_at;
+        let position = self.window.head.load(Ordering::Relaxed) + 1;
+        debug_assert!(record.revision >= self.newest, "revisions never decrease along positions");
+        if record.revision != self.newest || self.chunks.is_empty() {
+            self.newest = record.revision;
+            self.newest_from = position;
+        }
+        let now = record.applied_at();
         let mut republish = false;
         if self.chunks.last().is_none_or(|chunk| chunk.is_full()) {
-            self.chunks.push(Arc::new(Chunk::new(revision)));
+            self.chunks.push(Arc::new(Chunk::new(position)));
             republish = true;
         }
         let last = self.chunks.last().expect("a chunk was just ensured");
         // SAFETY: the dispatcher owns the only `WindowWriter`, and the chunk is not full.
         unsafe { last.push(record) };
-        republish |= self.evict(revision, now);
+        republish |= self.evict(position, now);
         if republish {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
-        self.window.head.store(revision, Ordering::Release);
+        self.window.head.store(position, Ordering::Release);
+    }
+
+    /// A relist at `to` replaced the state at `from`: the revisions between are unknown.
+    /// Called before the state at `to` is published.
+    pub(crate) fn relisted(&self, from: u64, to: u64) {
+        if to <= from + 1 {
+            return;
+        }
+        let oldest = self.window.oldest.load(Ordering::Relaxed);
+        let mut gaps: Vec<_> =
+            self.window.gaps.load().iter().copied().filter(|(_, end)| *end > oldest).collect();
+        gaps.push((from, to));
+        self.window.gaps.store(Arc::new(gaps));
+    }
+
+    /// Publishes the cacher's revision (at clock time `now`), after the records up to it
+    /// (rule 4). What capacity held back for the batch before may go now.
+    pub(crate) fn publish_revision(&mut self, revision: u64, now: Duration) {
+        let head = self.head();
+        self.published_from = head + 1;
+        if self.evict(head, now) {
+            self.window.chunks.store(Arc::new(self.chunks.clone()));
+        }
+        self.window.revision.store(revision, Ordering::Release);
     }
 
     /// The last appended record, readable through its chunk even if a later append
@@ -318,38 +534,46 @@ impl<T> WindowWriter<T> {
     /// If nothing was appended yet.
     pub(crate) fn last(&self) -> Appended<T> {
         let chunk = self.chunks.last().expect("a record was appended").clone();
-        Appended { chunk, revision: self.window.head() }
+        Appended { chunk, position: self.window.head.load(Ordering::Relaxed) }
     }
 
     /// Moves `first` so that at most `capacity` events stay (counting `head`, appended
     /// but not yet published), growing the capacity instead while the event to evict is
-    /// younger than the policy's `keep`. Returns whether a chunk was dropped; the caller
-    /// republishes the list, after this has stored `first`.
+    /// younger than the policy's `keep`, and never past the last published revision or
+    /// into the newest one. Returns whether a chunk was dropped; the caller republishes
+    /// the list, after this has stored `oldest` and `first`.
     fn evict(&mut self, head: u64, now: Duration) -> bool {
-        let mut first = self.window.first();
-        while head + 1 - first > self.capacity as u64 {
+        let before = self.window.first.load(Ordering::Relaxed);
+        let keep_from = self.newest_from.min(self.published_from);
+        let mut first = before;
+        while head + 1 - first > self.capacity as u64 && first < keep_from {
             if let Capacity::Growing { max, keep, .. } = self.policy {
                 let young =
-                    self.record(first).is_some_and(|oldest| now.saturating_sub(oldest.applied_at) < keep);
+                    self.record(first).is_some_and(|oldest| now.saturating_sub(oldest.applied_at()) < keep);
                 if young && self.capacity < max {
                     self.capacity = (self.capacity * 2).min(max);
                     continue;
                 }
             }
-            first = head + 1 - self.capacity as u64;
+            first = (head + 1 - self.capacity as u64).min(keep_from);
         }
+        if first == before {
+            return false;
+        }
+        let oldest = self.record(first - 1).expect("the last evicted record is still held").revision;
+        self.window.oldest.store(oldest, Ordering::Release);
         self.window.first.store(first, Ordering::Release);
-        // Chunks are in revision order, so the evicted ones are a prefix; looking only at
+        // Chunks are in position order, so the evicted ones are a prefix; looking only at
         // that prefix keeps an append O(1) however many chunks the window holds.
         let evicted = self.chunks.iter().take_while(|chunk| chunk.first + CHUNK_LEN as u64 <= first).count();
         self.chunks.drain(..evicted);
         evicted > 0
     }
 
-    fn record(&self, revision: u64) -> Option<&Record<T>> {
+    fn record(&self, position: u64) -> Option<&Record<T>> {
         let oldest = self.chunks.first()?.first;
-        let index = usize::try_from(revision.checked_sub(oldest)?).ok()? / CHUNK_LEN;
-        self.chunks.get(index)?.get(revision)
+        let index = usize::try_from(position.checked_sub(oldest)?).ok()? / CHUNK_LEN;
+        self.chunks.get(index)?.get(position)
     }
 
     /// Marks the window final: no event will follow `head`.
@@ -366,21 +590,28 @@ impl<T> WindowWriter<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::event::Origin;
 
+    /// A one-record revision.
     fn record(revision: u64, applied_at: Duration) -> Record<u64> {
-        Record {
-            revision,
-            key: std::sync::Arc::from("k"),
-            object: Some(std::sync::Arc::new(revision)),
-            prev: None,
+        part_of(revision, revision - 1, true, applied_at)
+    }
+
+    /// A record of `revision`, whose revision started after `since`.
+    fn part_of(revision: u64, since: u64, ends_revision: bool, applied_at: Duration) -> Record<u64> {
+        Record::new(
+            (revision, since),
+            std::sync::Arc::from(format!("k{revision}")),
+            (Some(std::sync::Arc::new(revision)), None),
+            (Origin::Change, ends_revision),
             applied_at,
-        }
+        )
     }
 
     #[test]
     fn reads_evicts_and_frees_whole_chunks() {
         let events = CHUNK_LEN as u64 * 3;
-        let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 1);
+        let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 0);
         let window = writer.reader();
         let mut cursor = Cursor::new();
         let first = record(1, Duration::ZERO);
@@ -390,10 +621,16 @@ mod tests {
         assert!(matches!(window.read(2, &mut cursor), Read::Pending));
         for revision in 2..=events {
             writer.append(record(revision, Duration::ZERO));
+            writer.publish_revision(revision, Duration::ZERO);
         }
         assert_eq!((window.first(), window.head()), (events - CHUNK_LEN as u64 + 1, events));
+        assert_eq!(
+            window.oldest(),
+            window.first() - 1,
+            "dense revisions: oldest is the position before first"
+        );
         let mut fresh = Cursor::new();
-        assert!(matches!(window.read(1, &mut fresh), Read::Evicted { first } if first == window.first()));
+        assert!(matches!(window.read(1, &mut fresh), Read::Evicted));
         assert!(matches!(window.read(window.first(), &mut fresh), Read::Record(_)));
         // The old cursor still holds the first chunk: reading it is never wrong.
         assert!(matches!(window.read(1, &mut cursor), Read::Record(_)));
@@ -405,16 +642,118 @@ mod tests {
     #[test]
     fn growing_capacity_keeps_young_history() {
         let policy = Capacity::Growing { min: 2, max: 8, keep: Duration::from_secs(75) };
-        let mut writer = WindowWriter::new(policy, 1);
+        let mut writer = WindowWriter::new(policy, 0);
         for revision in 1..=5 {
             writer.append(record(revision, Duration::from_secs(revision)));
+            writer.publish_revision(revision, Duration::from_secs(revision));
         }
-        assert_eq!((writer.capacity(), writer.len()), (8, 5), "grew instead of evicting young events");
+        assert_eq!(
+            (writer.capacity(), writer.reader().len()),
+            (8, 5),
+            "grew instead of evicting young events"
+        );
         for revision in 6..=20 {
             writer.append(record(revision, Duration::from_secs(revision)));
+            writer.publish_revision(revision, Duration::from_secs(revision));
         }
-        assert_eq!((writer.capacity(), writer.len()), (8, 8), "capped at max");
+        assert_eq!((writer.capacity(), writer.reader().len()), (8, 8), "capped at max");
         writer.append(record(21, Duration::from_secs(1000)));
-        assert_eq!(writer.len(), 8, "old events are evicted once past the cap");
+        assert_eq!(writer.reader().len(), 8, "old events are evicted once past the cap");
+    }
+
+    #[test]
+    fn sparse_revisions_map_to_positions_across_chunks() {
+        // Revisions 10, 20, 30, … with every third one a transaction of three records,
+        // over several chunks.
+        let mut writer = WindowWriter::new(Capacity::Fixed(10_000), 5);
+        let window = writer.reader();
+        let mut expected = Vec::new();
+        let mut since = 5;
+        for step in 1..=CHUNK_LEN as u64 {
+            let revision = step * 10;
+            let parts = if step % 3 == 0 { 3 } else { 1 };
+            for part in 0..parts {
+                writer.append(part_of(revision, since, part + 1 == parts, Duration::ZERO));
+                expected.push(revision);
+            }
+            since = revision;
+        }
+        writer.publish_revision(since + 5, Duration::ZERO);
+        for probe in [5, 9, 10, 11, 29, 30, 31, 1234, since, since + 5] {
+            let position = window.position_after(probe).unwrap();
+            let at_or_below = expected.iter().filter(|revision| **revision <= probe).count() as u64;
+            assert_eq!(position, at_or_below, "position after revision {probe}");
+        }
+        assert_eq!(window.now(), (expected.len() as u64, since + 5));
+    }
+
+    #[test]
+    fn the_newest_revision_is_never_evicted_and_oldest_follows_evictions() {
+        let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
+        let window = writer.reader();
+        writer.append(record(1, Duration::ZERO));
+        writer.publish_revision(1, Duration::ZERO);
+        // A transaction of four records at revision 7, with a capacity of two.
+        for part in 0..4 {
+            writer.append(part_of(7, 1, part == 3, Duration::ZERO));
+        }
+        writer.publish_revision(7, Duration::ZERO);
+        assert_eq!((window.first(), window.oldest()), (2, 1), "all of revision 7 is held");
+        assert_eq!(window.position_after(1), Ok(1));
+        assert_eq!(window.position_after(0), Err(1), "revision 1's record is gone");
+        writer.append(record(8, Duration::ZERO));
+        assert_eq!((window.first(), window.oldest()), (5, 7), "a newer revision lets revision 7 go");
+        assert_eq!(window.position_after(7), Ok(5));
+        assert_eq!(window.position_after(6), Err(7));
+    }
+
+    #[test]
+    fn nothing_after_the_published_revision_is_evicted() {
+        let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
+        let window = writer.reader();
+        writer.append(record(1, Duration::ZERO));
+        writer.publish_revision(1, Duration::ZERO);
+        // A batch of five: a reader of the state at 1 must still find 2..=6 afterwards.
+        for revision in 2..=6 {
+            writer.append(record(revision, Duration::ZERO));
+        }
+        assert_eq!((window.first(), window.position_after(1)), (2, Ok(1)));
+        writer.publish_revision(6, Duration::ZERO);
+        assert_eq!(window.first(), 5, "once a newer state is published, capacity rules again");
+    }
+
+    #[test]
+    fn history_rolls_back_through_sparse_revisions_and_refuses_a_relist_gap() {
+        let mut writer = WindowWriter::new(Capacity::Fixed(100), 0);
+        let window = writer.reader();
+        let put = |revision: u64, since: u64, origin: Origin, key: &str, prev: Option<u64>| {
+            Record::new(
+                (revision, since),
+                std::sync::Arc::from(key),
+                (Some(std::sync::Arc::new(revision)), prev.map(std::sync::Arc::new)),
+                (origin, true),
+                Duration::ZERO,
+            )
+        };
+        writer.append(put(4, 0, Origin::Change, "a", None));
+        writer.append(put(9, 4, Origin::Change, "a", Some(4)));
+        writer.relisted(9, 20);
+        writer.append(put(20, 9, Origin::Relist, "a", Some(9)));
+        // A relist that found nothing to change still leaves a gap.
+        writer.relisted(20, 30);
+        let latest = Snapshot {
+            objects: [(std::sync::Arc::from("a"), std::sync::Arc::new(20))].into_iter().collect(),
+            revision: 30,
+        };
+        let value_at = |revision| {
+            window.state_at(&latest, revision).map(|state| state.objects.get("a").map(|object| **object))
+        };
+        assert_eq!(value_at(30), Ok(Some(20)));
+        assert_eq!(value_at(25), Err(Unrecorded { oldest: 30 }), "inside the empty relist's gap");
+        assert_eq!(value_at(20), Ok(Some(20)));
+        assert_eq!(value_at(9), Ok(Some(9)), "the relist's difference undone");
+        assert_eq!(value_at(5), Ok(Some(4)), "a revision between two records is the older state");
+        assert_eq!(value_at(3), Ok(None));
+        assert_eq!(value_at(10), Err(Unrecorded { oldest: 20 }), "inside the relist's gap");
     }
 }

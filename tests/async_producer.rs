@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use watchcache::{Cacher, ListOptions, ManualClock, SlowWatcherPolicy, WatchOptions};
+use watchcache::{Cacher, List, ListOptions, ManualClock, SlowWatcherPolicy, WatchOptions};
 
 /// A cacher whose dispatcher is held up: under `Terminate` with a budget longer than any
 /// test, it waits for a watch that never reads, and its two-slot ring fills.
@@ -42,7 +42,7 @@ async fn put_async_waits_without_blocking_the_thread() {
     waiting.await.unwrap();
     producer.delete_async("k").await.unwrap();
     settle(&cacher, 6);
-    let (objects, revision) = cacher.list(ListOptions::new()).unwrap();
+    let List { items: objects, revision, .. } = cacher.list(ListOptions::new()).unwrap();
     assert_eq!((objects.len(), revision), (0, 6), "puts 1 to 5, then the delete");
 }
 
@@ -60,7 +60,7 @@ async fn a_dropped_put_async_publishes_nothing() {
     drop(stalled);
     producer.put_async("last", 6).await.unwrap();
     settle(&cacher, 5);
-    let (objects, revision) = cacher.list(ListOptions::new()).unwrap();
+    let List { items: objects, revision, .. } = cacher.list(ListOptions::new()).unwrap();
     let keys: Vec<_> = objects.iter().map(|(key, _)| key.to_string()).collect();
     assert_eq!((keys, revision), (vec!["k".to_string(), "last".to_string()], 5));
 }

@@ -1,9 +1,11 @@
 //! Conditional writes decided by the dispatcher in order, revisions stamped into objects,
 //! and lists at an exact past revision, a page at a time.
 
+mod common;
+use common::settle;
 use futures::executor::block_on;
 use std::sync::Arc;
-use watchcache::{At, Cacher, ConditionalError, ListError, ListOptions, Start, WatchOptions};
+use watchcache::{At, Cacher, ConditionalError, List, ListError, ListOptions, Start, WatchOptions};
 
 #[derive(Debug, PartialEq)]
 struct Versioned {
@@ -26,7 +28,7 @@ fn every_read_sees_the_revision_that_wrote_the_object() {
     producer.put("a", versioned(1)).unwrap();
     producer.put("b", versioned(2)).unwrap();
     producer.put("a", versioned(3)).unwrap();
-    let (objects, revision) = cacher.list(ListOptions::new().at(At::AtLeast(3))).unwrap();
+    let List { items: objects, revision, .. } = cacher.list(ListOptions::new().at(At::AtLeast(3))).unwrap();
     assert_eq!(revision, 3);
     let revisions: Vec<(&str, u64)> = objects.iter().map(|(key, object)| (&**key, object.revision)).collect();
     assert_eq!(revisions, [("a", 3), ("b", 2)]);
@@ -109,9 +111,10 @@ fn an_exact_list_rolls_the_state_back_through_the_window() {
         }
         states.push(state);
     }
-    let latest = cacher.list(ListOptions::new().at(At::AtLeast(states.len() as u64 - 1))).unwrap().1;
+    let latest = cacher.list(ListOptions::new().at(At::AtLeast(states.len() as u64 - 1))).unwrap().revision;
     for (revision, expected) in states.iter().enumerate().skip(1) {
-        let (objects, at) = cacher.list(ListOptions::new().at(At::Exact(revision as u64))).unwrap();
+        let List { items: objects, revision: at, .. } =
+            cacher.list(ListOptions::new().at(At::Exact(revision as u64))).unwrap();
         assert_eq!(at, revision as u64);
         let listed: std::collections::BTreeMap<String, u32> =
             objects.iter().map(|(key, value)| (key.to_string(), **value)).collect();
@@ -123,14 +126,16 @@ fn an_exact_list_rolls_the_state_back_through_the_window() {
 fn an_exact_list_older_than_the_window_is_expired() {
     let cacher: Cacher<u32> = Cacher::builder().window_capacity(4).build();
     let producer = cacher.producer();
+    // One published state per put: the window keeps everything after the last one
+    // published, so only then does its capacity decide.
     for value in 0..20 {
         producer.put("k", value).unwrap();
+        settle(&cacher, u64::from(value) + 1);
     }
-    cacher.list(ListOptions::new().at(At::AtLeast(20))).unwrap();
     match cacher.list(ListOptions::new().at(At::Exact(2))) {
         Err(ListError::Expired { requested: 2, oldest }) => {
             assert!(oldest > 2);
-            let (_, at) = cacher.list(ListOptions::new().at(At::Exact(oldest))).unwrap();
+            let at = cacher.list(ListOptions::new().at(At::Exact(oldest))).unwrap().revision;
             assert_eq!(at, oldest, "the oldest revision named is listable");
         }
         other => panic!("expected Expired, got {other:?}"),
@@ -145,7 +150,7 @@ fn pages_after_a_key_at_one_revision_add_up_to_the_whole_list() {
         producer.put(format!("p/{at:02}"), at).unwrap();
     }
     producer.put("q/other", 0).unwrap();
-    let (_, revision) = cacher.list(ListOptions::new().at(At::AtLeast(24))).unwrap();
+    let revision = cacher.list(ListOptions::new().at(At::AtLeast(24))).unwrap().revision;
     let mut pages = Vec::new();
     let mut after: Option<Arc<str>> = None;
     loop {
@@ -153,7 +158,7 @@ fn pages_after_a_key_at_one_revision_add_up_to_the_whole_list() {
         if let Some(key) = after.take() {
             options = options.after(key);
         }
-        let (page, _) = cacher.list(options).unwrap();
+        let page = cacher.list(options).unwrap().items;
         // Writes between pages do not show: every page is at `revision`.
         producer.put(format!("p/{:02}x", pages.len()), 99).unwrap();
         let Some((last, _)) = page.last() else { break };

@@ -2,8 +2,16 @@
 //! drop / stall / exact list run against the engine and against the reference model in
 //! `model/`; every watcher's stream must be exactly what the model says, up to an end
 //! that names a correct resume point; every conditional put gets the model's verdict and
-//! every exact list the model's state at its revision. proptest prints the failing case and its seed, and keeps it in
-//! `proptest-regressions/` to replay.
+//! every exact list the model's state at its revision.
+//!
+//! The upstream mode's sequences replace the writes with an upstream's: changes at
+//! sparse revisions, transactions of several keys, progress marks, breaks during which
+//! the cacher misses changes, and relists after them (keys appearing, changing and
+//! vanishing); every watch's stream must be the model's (exact between relists, the net
+//! difference across one), and no watch may end where the model says it goes on.
+//!
+//! proptest prints the failing case and its seed, and keeps it in `proptest-regressions/`
+//! to replay.
 mod common;
 mod model;
 
@@ -11,10 +19,11 @@ use common::{next, settle};
 use futures::executor::block_on;
 use model::{FilterSpec, Model, Obj, Tracked};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use watchcache::{
-    At, Cacher, ConditionalError, ListError, ListOptions, ManualClock, SlowWatcherPolicy, Start, WatchError,
-    WatchOptions,
+    At, Cacher, CacherBuilder, Change, ConditionalError, List, ListError, ListOptions, ManualClock,
+    SlowWatcherPolicy, Start, WatchError, WatchOptions,
 };
 
 const KEYS: [&str; 5] = ["a/0", "a/1", "a/2", "b/0", "b/1"];
@@ -41,6 +50,50 @@ enum Op {
     Delete {
         key: usize,
     },
+    /// A put decided by the dispatcher against the key's current value (`None`: only if
+    /// the key is absent), checked against the model's verdict.
+    PutIf {
+        key: usize,
+        node: usize,
+        value: u32,
+        expect: Option<u32>,
+    },
+    Read(Read),
+}
+
+fn filter_spec() -> impl Strategy<Value = FilterSpec> {
+    (prop::sample::select(vec!["", "a/", "b/"]), prop::option::of(0..NODES.len()), any::<bool>()).prop_map(
+        |(prefix, node, even_only)| FilterSpec {
+            prefix,
+            trigger: node.map(|node| NODES[node].to_string()),
+            even_only,
+        },
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..KEYS.len(), 0..NODES.len(), 0..100u32).prop_map(|(key, node, value)| Op::Put { key, node, value }),
+        2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
+        2 => (0..KEYS.len(), 0..NODES.len(), 0..100u32, prop::option::of(0..100u32))
+            .prop_map(|(key, node, value, expect)| Op::PutIf { key, node, value, expect }),
+        8 => read().prop_map(Op::Read),
+    ]
+}
+
+/// The builder both modes share.
+fn builder(policy: SlowWatcherPolicy, window: usize) -> CacherBuilder<Obj> {
+    Cacher::builder()
+        .trigger(|object: &Obj| Some(object.node.as_str()))
+        .slow_watcher_policy(policy)
+        .window_capacity(window)
+        .future_wait(Duration::from_secs(600))
+        .clock(ManualClock::new())
+}
+
+/// What both modes do with watches and lists, against `model`.
+#[derive(Debug, Clone)]
+enum Read {
     Watch {
         filter: FilterSpec,
         start: StartSpec,
@@ -59,31 +112,13 @@ enum Op {
     Drop {
         watch: usize,
     },
-    /// A put decided by the dispatcher against the key's current value (`None`: only if
-    /// the key is absent), checked against the model's verdict.
-    PutIf {
-        key: usize,
-        node: usize,
-        value: u32,
-        expect: Option<u32>,
-    },
     /// A list at exactly this many revisions back (rolled back through the window).
     ListExact {
         back: u64,
     },
 }
 
-fn filter_spec() -> impl Strategy<Value = FilterSpec> {
-    (prop::sample::select(vec!["", "a/", "b/"]), prop::option::of(0..NODES.len()), any::<bool>()).prop_map(
-        |(prefix, node, even_only)| FilterSpec {
-            prefix,
-            trigger: node.map(|node| NODES[node].to_string()),
-            even_only,
-        },
-    )
-}
-
-fn op() -> impl Strategy<Value = Op> {
+fn read() -> impl Strategy<Value = Read> {
     let start = prop_oneof![
         Just(StartSpec::Latest),
         (0..6u64).prop_map(StartSpec::Back),
@@ -91,26 +126,122 @@ fn op() -> impl Strategy<Value = Op> {
         Just(StartSpec::Snapshot)
     ];
     prop_oneof![
-        6 => (0..KEYS.len(), 0..NODES.len(), 0..100u32).prop_map(|(key, node, value)| Op::Put { key, node, value }),
-        2 => (0..KEYS.len()).prop_map(|key| Op::Delete { key }),
-        2 => (filter_spec(), start, 1..4usize).prop_map(|(filter, start, buffer)| Op::Watch { filter, start, buffer }),
-        3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Op::Drain { watch, n }),
-        2 => (0..8usize, 1..8usize).prop_map(|(watch, n)| Op::DrainBatch { watch, n }),
-        1 => (0..8usize).prop_map(|watch| Op::Drop { watch }),
-        2 => (0..KEYS.len(), 0..NODES.len(), 0..100u32, prop::option::of(0..100u32))
-            .prop_map(|(key, node, value, expect)| Op::PutIf { key, node, value, expect }),
-        1 => (0..12u64).prop_map(|back| Op::ListExact { back }),
+        2 => (filter_spec(), start, 1..4usize).prop_map(|(filter, start, buffer)| Read::Watch { filter, start, buffer }),
+        3 => (0..8usize, 1..6usize).prop_map(|(watch, n)| Read::Drain { watch, n }),
+        2 => (0..8usize, 1..8usize).prop_map(|(watch, n)| Read::DrainBatch { watch, n }),
+        1 => (0..8usize).prop_map(|watch| Read::Drop { watch }),
+        1 => (0..12u64).prop_map(|back| Read::ListExact { back }),
     ]
 }
 
+/// Runs one read against the engine and checks it against the model.
+fn apply_read(cacher: &Cacher<Obj>, model: &Model, watches: &mut Vec<Tracked>, read: Read) {
+    match read {
+        Read::Watch { filter, start, buffer } => {
+            let (engine_start, start_revision) = match start {
+                StartSpec::Latest => (Start::Revision(model.revision()), Some(model.revision())),
+                StartSpec::Back(back) => {
+                    let revision = model.revision().saturating_sub(back);
+                    (Start::Revision(revision), Some(revision))
+                }
+                StartSpec::Ahead(ahead) => {
+                    let revision = model.revision() + ahead;
+                    (Start::Revision(revision), Some(revision))
+                }
+                StartSpec::Snapshot => (Start::Snapshot, None),
+            };
+            let mut options = WatchOptions::new().prefix(filter.prefix).start(engine_start).buffer(buffer);
+            if let Some(node) = &filter.trigger {
+                options = options.trigger(node.clone());
+            }
+            if filter.even_only {
+                options = options.predicate(|object: &Obj| object.value % 2 == 0);
+            }
+            match cacher.watch(options) {
+                Ok(watch) => watches.push(Tracked::new(watch, filter, start_revision)),
+                Err(WatchError::Expired { requested, oldest }) => {
+                    assert_eq!(Some(requested), start_revision);
+                    assert!(oldest > requested && oldest <= model.revision());
+                }
+                Err(other) => panic!("unexpected watch error {other:?}"),
+            }
+        }
+        Read::Drain { watch, n } => {
+            if let Some(tracked) = watches.get_mut(watch) {
+                for _ in 0..n {
+                    if !tracked.try_take() {
+                        break;
+                    }
+                }
+                tracked.check(model, false);
+            }
+        }
+        Read::DrainBatch { watch, n } => {
+            if let Some(tracked) = watches.get_mut(watch) {
+                tracked.try_take_batch(n);
+                tracked.check(model, false);
+            }
+        }
+        Read::Drop { watch } => {
+            if watch < watches.len() {
+                let dropped = watches.remove(watch);
+                dropped.check(model, false);
+            }
+        }
+        Read::ListExact { back } => {
+            let revision = model.revision().saturating_sub(back);
+            match cacher.list(ListOptions::new().at(At::Exact(revision))) {
+                Ok(List { items: objects, revision: at, .. }) => {
+                    assert!(model.known_at(revision), "listed revision {revision}, inside a relist's gap");
+                    assert_eq!(at, revision);
+                    let listed: Vec<(String, u32)> =
+                        objects.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
+                    assert_eq!(listed, model.state_at(revision, &FilterSpec::everything()));
+                }
+                Err(ListError::Expired { requested, oldest }) => {
+                    assert_eq!(requested, revision);
+                    assert!(revision < oldest && oldest <= model.revision(), "{revision} {oldest}");
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+/// The end of a run: lists at the model's revision, then shutdown, after which every
+/// watch must end with exactly what the model says.
+fn finish(cacher: Cacher<Obj>, model: &Model, watches: &mut [Tracked]) {
+    settle(&cacher, model.revision());
+    for filter in [
+        FilterSpec { prefix: "", trigger: None, even_only: false },
+        FilterSpec { prefix: "a/", trigger: Some("n1".into()), even_only: true },
+    ] {
+        let mut options = ListOptions::new().prefix(filter.prefix);
+        if let Some(node) = &filter.trigger {
+            options = options.trigger(node.clone());
+        }
+        if filter.even_only {
+            options = options.predicate(|object: &Obj| object.value % 2 == 0);
+        }
+        let List { items, revision, .. } = cacher.list(options).unwrap();
+        assert_eq!(revision, model.revision());
+        let items: Vec<_> = items.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
+        assert_eq!(items, model.state_at(revision, &filter));
+    }
+
+    cacher.shutdown();
+    for tracked in watches {
+        while tracked.end.is_none() {
+            let item = next(&mut tracked.watch);
+            tracked.record(item);
+        }
+        assert!(!tracked.try_take(), "nothing after the end");
+        tracked.check(model, true);
+    }
+}
+
 fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
-    let cacher: Cacher<Obj> = Cacher::builder()
-        .trigger(|object: &Obj| Some(object.node.as_str()))
-        .slow_watcher_policy(policy)
-        .window_capacity(window)
-        .future_wait(Duration::from_secs(600))
-        .clock(ManualClock::new())
-        .build();
+    let cacher = builder(policy, window).build();
     let producer = cacher.producer();
     let mut model = Model::default();
     let mut watches: Vec<Tracked> = Vec::new();
@@ -125,58 +256,6 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
             Op::Delete { key } => {
                 model.delete(KEYS[key]);
                 producer.delete(KEYS[key]).unwrap();
-            }
-            Op::Watch { filter, start, buffer } => {
-                let (engine_start, start_revision) = match start {
-                    StartSpec::Latest => (Start::Revision(model.revision()), Some(model.revision())),
-                    StartSpec::Back(back) => {
-                        let revision = model.revision().saturating_sub(back);
-                        (Start::Revision(revision), Some(revision))
-                    }
-                    StartSpec::Ahead(ahead) => {
-                        let revision = model.revision() + ahead;
-                        (Start::Revision(revision), Some(revision))
-                    }
-                    StartSpec::Snapshot => (Start::Snapshot, None),
-                };
-                let mut options =
-                    WatchOptions::new().prefix(filter.prefix).start(engine_start).buffer(buffer);
-                if let Some(node) = &filter.trigger {
-                    options = options.trigger(node.clone());
-                }
-                if filter.even_only {
-                    options = options.predicate(|object: &Obj| object.value % 2 == 0);
-                }
-                match cacher.watch(options) {
-                    Ok(watch) => watches.push(Tracked::new(watch, filter, start_revision)),
-                    Err(WatchError::Expired { requested, oldest }) => {
-                        assert_eq!(Some(requested), start_revision);
-                        assert!(oldest > requested && oldest <= model.revision());
-                    }
-                    Err(other) => panic!("unexpected watch error {other:?}"),
-                }
-            }
-            Op::Drain { watch, n } => {
-                if let Some(tracked) = watches.get_mut(watch) {
-                    for _ in 0..n {
-                        if !tracked.try_take() {
-                            break;
-                        }
-                    }
-                    tracked.check(&model, false);
-                }
-            }
-            Op::DrainBatch { watch, n } => {
-                if let Some(tracked) = watches.get_mut(watch) {
-                    tracked.try_take_batch(n);
-                    tracked.check(&model, false);
-                }
-            }
-            Op::Drop { watch } => {
-                if watch < watches.len() {
-                    let dropped = watches.remove(watch);
-                    dropped.check(&model, false);
-                }
             }
             Op::PutIf { key, node, value, expect } => {
                 let object = Obj { node: NODES[node].to_string(), value };
@@ -196,56 +275,109 @@ fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
                     Err(other) => panic!("unexpected {other:?}"),
                 }
             }
-            Op::ListExact { back } => {
-                let revision = model.revision().saturating_sub(back);
-                match cacher.list(ListOptions::new().at(At::Exact(revision))) {
-                    Ok((objects, at)) => {
-                        assert_eq!(at, revision);
-                        let listed: Vec<(String, u32)> =
-                            objects.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
-                        assert_eq!(listed, model.state_at(revision, &FilterSpec::everything()));
-                    }
-                    Err(ListError::Expired { requested, oldest }) => {
-                        assert_eq!(requested, revision);
-                        assert!(revision < oldest && oldest <= model.revision(), "{revision} {oldest}");
-                    }
-                    Err(other) => panic!("unexpected {other:?}"),
+            Op::Read(read) => apply_read(&cacher, &model, &mut watches, read),
+        }
+    }
+    finish(cacher, &model, &mut watches);
+}
+
+/// An upstream's writes, as the cacher's upstream handle passes them on.
+#[derive(Debug, Clone)]
+enum UpstreamOp {
+    /// Changes to distinct keys at a revision `skip` after the next one (`None` deletes).
+    Apply {
+        changes: Vec<(usize, Option<(usize, u32)>)>,
+        skip: u64,
+    },
+    /// Progress `skip` revisions on.
+    Progress {
+        skip: u64,
+    },
+    /// The upstream's watch breaks: the cacher misses changes until the next relist.
+    Break,
+    /// The upstream's whole state, `skip` revisions on; ends a break.
+    Relist {
+        skip: u64,
+    },
+    Read(Read),
+}
+
+fn upstream_op() -> impl Strategy<Value = UpstreamOp> {
+    let object = prop::option::of((0..NODES.len(), 0..100u32));
+    let changes = prop::collection::btree_map(0..KEYS.len(), object, 1..4)
+        .prop_map(|changes| changes.into_iter().collect::<Vec<_>>());
+    prop_oneof![
+        6 => (changes, 0..4u64).prop_map(|(changes, skip)| UpstreamOp::Apply { changes, skip }),
+        1 => (0..4u64).prop_map(|skip| UpstreamOp::Progress { skip }),
+        1 => Just(UpstreamOp::Break),
+        1 => (0..6u64).prop_map(|skip| UpstreamOp::Relist { skip }),
+        6 => read().prop_map(UpstreamOp::Read),
+    ]
+}
+
+fn run_upstream(ops: Vec<UpstreamOp>, policy: SlowWatcherPolicy, window: usize) {
+    let (cacher, mut upstream) = builder(policy, window).upstream();
+    // The upstream's own state and revision; the cacher sees them unless broken.
+    let mut truth: BTreeMap<String, Obj> = BTreeMap::new();
+    let mut revision = 3;
+    upstream.relist(revision, truth.clone()).unwrap();
+    let mut model = Model::loaded(revision, &truth);
+    let mut broken = false;
+    let mut watches: Vec<Tracked> = Vec::new();
+
+    for op in ops {
+        match op {
+            UpstreamOp::Apply { changes, skip } => {
+                revision += 1 + skip;
+                let changes: Vec<(String, Option<Obj>)> = changes
+                    .into_iter()
+                    .map(|(key, object)| {
+                        let object = object.map(|(node, value)| Obj { node: NODES[node].to_string(), value });
+                        (KEYS[key].to_string(), object)
+                    })
+                    .collect();
+                for (key, object) in &changes {
+                    match object {
+                        Some(object) => truth.insert(key.clone(), object.clone()),
+                        None => truth.remove(key),
+                    };
                 }
+                if !broken {
+                    model.apply(revision, &changes);
+                    let changes = changes.into_iter().map(|(key, object)| match object {
+                        Some(object) => Change::put(key, object),
+                        None => Change::delete(key),
+                    });
+                    upstream.apply(revision, changes).unwrap();
+                }
+            }
+            UpstreamOp::Progress { skip } => {
+                revision += skip;
+                if !broken {
+                    model.progress(revision);
+                    upstream.progress(revision).unwrap();
+                }
+            }
+            UpstreamOp::Break => broken = true,
+            UpstreamOp::Relist { skip } => {
+                revision += skip;
+                broken = false;
+                model.relist(revision, &truth);
+                upstream.relist(revision, truth.clone()).unwrap();
+            }
+            UpstreamOp::Read(read) => {
+                // Reads see what the cacher has applied: wait for it, as a client of a
+                // replica would wait for the revision it asks about.
+                settle(&cacher, model.revision());
+                apply_read(&cacher, &model, &mut watches, read);
             }
         }
     }
-
-    settle(&cacher, model.revision());
-    for filter in [
-        FilterSpec { prefix: "", trigger: None, even_only: false },
-        FilterSpec { prefix: "a/", trigger: Some("n1".into()), even_only: true },
-    ] {
-        let mut options = ListOptions::new().prefix(filter.prefix);
-        if let Some(node) = &filter.trigger {
-            options = options.trigger(node.clone());
-        }
-        if filter.even_only {
-            options = options.predicate(|object: &Obj| object.value % 2 == 0);
-        }
-        let (items, revision) = cacher.list(options).unwrap();
-        assert_eq!(revision, model.revision());
-        let items: Vec<_> = items.iter().map(|(key, object)| (key.to_string(), object.value)).collect();
-        assert_eq!(items, model.state_at(revision, &filter));
-    }
-
-    cacher.shutdown();
-    for tracked in &mut watches {
-        while tracked.end.is_none() {
-            let item = next(&mut tracked.watch);
-            tracked.record(item);
-        }
-        assert!(!tracked.try_take(), "nothing after the end");
-        tracked.check(&model, true);
-    }
+    finish(cacher, &model, &mut watches);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 256 }, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { ProptestConfig::default().cases }, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
@@ -255,5 +387,18 @@ proptest! {
     #[test]
     fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
         run(ops, SlowWatcherPolicy::Terminate, window);
+    }
+
+    #[test]
+    fn upstream_matches_model_under_park(ops in prop::collection::vec(upstream_op(), 1..80), window in 3usize..40) {
+        run_upstream(ops, SlowWatcherPolicy::Park, window);
+    }
+
+    #[test]
+    fn upstream_matches_model_under_terminate(
+        ops in prop::collection::vec(upstream_op(), 1..80),
+        window in 3usize..40,
+    ) {
+        run_upstream(ops, SlowWatcherPolicy::Terminate, window);
     }
 }

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use watchcache::{Cacher, Event, ListError, ListOptions, Readiness, Start, WatchError, WatchOptions};
+use watchcache::{Cacher, Event, List, ListError, ListOptions, Readiness, Start, WatchError, WatchOptions};
 
 #[test]
 fn pending_until_the_loader_finishes() {
@@ -22,7 +22,7 @@ fn pending_until_the_loader_finishes() {
     loader.put("b", 2).unwrap();
     loader.finish().unwrap();
     wait_until("the cacher is ready", || cacher.readiness() == Readiness::Ready);
-    let (items, revision) = cacher.list(ListOptions::new()).unwrap();
+    let List { items, revision, .. } = cacher.list(ListOptions::new()).unwrap();
     assert_eq!((items.len(), revision), (2, 2), "the whole initial state is there once ready");
 
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Snapshot)).unwrap();

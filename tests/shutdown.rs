@@ -81,7 +81,7 @@ fn list_waiting_for_a_revision_ends_at_shutdown() {
     let waiter = {
         let cacher = cacher.clone();
         std::thread::spawn(move || {
-            cacher.list(ListOptions::new().at(At::AtLeast(5))).map(|(_, revision)| revision)
+            cacher.list(ListOptions::new().at(At::AtLeast(5))).map(|list| list.revision)
         })
     };
     cacher.shutdown();

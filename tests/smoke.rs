@@ -1,7 +1,7 @@
 //! The basics: put, delete, get, list, revision, one watch.
 mod common;
 use common::*;
-use watchcache::{At, Cacher, Event, ListOptions, Start, WatchOptions};
+use watchcache::{At, Cacher, Event, List, ListOptions, Start, WatchOptions};
 
 #[test]
 fn put_get_list_and_revisions() {
@@ -18,12 +18,12 @@ fn put_get_list_and_revisions() {
     assert_eq!((object.as_deref(), revision), (Some(&10), 4));
     assert_eq!(cacher.get("missing").unwrap().0, None);
 
-    let (items, revision) = cacher.list(ListOptions::new().prefix("a/")).unwrap();
+    let List { items, revision, .. } = cacher.list(ListOptions::new().prefix("a/")).unwrap();
     let items: Vec<_> = items.iter().map(|(key, value)| (key.to_string(), **value)).collect();
     assert_eq!(items, [("a/1".to_string(), 10), ("a/2".to_string(), 2)]);
     assert_eq!(revision, 4);
 
-    let (items, _) = cacher.list(ListOptions::new().predicate(|value: &u32| *value > 2)).unwrap();
+    let items = cacher.list(ListOptions::new().predicate(|value: &u32| *value > 2)).unwrap().items;
     let keys: Vec<_> = items.iter().map(|(key, _)| key.to_string()).collect();
     assert_eq!(keys, ["a/1", "b/1"], "key order, predicate applied");
 }
@@ -67,7 +67,7 @@ fn list_at_least_waits_for_the_revision() {
     for value in 0..3 {
         producer.put(format!("k{value}"), value).unwrap();
     }
-    let (items, revision) = lister.join().unwrap();
+    let List { items, revision, .. } = lister.join().unwrap();
     assert!(revision >= 3);
     assert_eq!(items.len(), 3);
 }

@@ -1,8 +1,8 @@
 //! What the bench groups share: one group configuration run over every peer and
 //! parameter, the timed thread pair, pacing for `tokio::sync::broadcast` (which drops for
 //! a lapped receiver instead of waiting), the runtime consumer tasks run on and the
-//! moment their run ends, and the pod-shaped workload of the indexed groups with its
-//! publish-then-finish timing.
+//! moment their run ends, the pod-shaped workload of the indexed groups with its
+//! publish-then-finish timing, and a writer for either of watchcache's modes.
 // Each bench binary uses a subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
 
@@ -164,7 +164,7 @@ impl Tasks {
 }
 
 /// A pod-like object whose trigger value is the node it runs on.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Pod {
     pub node: String,
 }
@@ -197,16 +197,66 @@ pub fn wait_registered<T: Send + Sync + 'static>(cacher: &watchcache::Cacher<T>,
     }
 }
 
+/// Which of watchcache's modes a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The cacher numbers changes itself; producers publish.
+    Embedded,
+    /// The cacher follows an upstream: each change is applied at the upstream's revision,
+    /// every third one (as one prefix of a busier store sees them).
+    Upstream,
+}
+
+/// The writing side of a bench cacher, in either mode.
+pub enum Writer<T> {
+    Producer(watchcache::Producer<T>),
+    Upstream { upstream: watchcache::Upstream<T>, revision: u64 },
+}
+
+impl<T: PartialEq + Send + Sync + 'static> Writer<T> {
+    /// Builds `builder` in `mode`; an upstream cacher is loaded (empty) and ready on
+    /// return.
+    pub fn build(builder: watchcache::CacherBuilder<T>, mode: Mode) -> (watchcache::Cacher<T>, Self) {
+        match mode {
+            Mode::Embedded => {
+                let cacher = builder.build();
+                let producer = cacher.producer();
+                (cacher, Self::Producer(producer))
+            }
+            Mode::Upstream => {
+                let (cacher, mut upstream) = builder.upstream();
+                upstream
+                    .relist(0, Vec::<(String, T)>::new())
+                    .unwrap_or_else(|_| panic!("the cacher stopped"));
+                cacher.list(watchcache::ListOptions::new().at(watchcache::At::AtLeast(0))).unwrap();
+                (cacher, Self::Upstream { upstream, revision: 0 })
+            }
+        }
+    }
+
+    /// Sets `key` to `object`, waiting while the incoming ring is full.
+    pub fn put(&mut self, key: impl Into<std::sync::Arc<str>>, object: T) {
+        let stopped = match self {
+            Self::Producer(producer) => producer.put(key, object).is_err(),
+            Self::Upstream { upstream, revision } => {
+                *revision += 3;
+                upstream.apply(*revision, [watchcache::Change::put(key, object)]).is_err()
+            }
+        };
+        assert!(!stopped, "the cacher stopped");
+    }
+}
+
 /// Publishes `workload` and waits for every consumer task; the clock runs from the first
 /// put until the last task is done.
-pub fn publish_and_join<T: Send + Sync + 'static>(
-    producer: &watchcache::Producer<T>,
+pub fn publish_and_join<T: PartialEq + Send + Sync + 'static>(
+    writer: &mut Writer<T>,
     workload: Vec<(String, T)>,
     tasks: Tasks,
 ) -> Duration {
     let start = Instant::now();
     for (key, object) in workload {
-        producer.put(key, object).unwrap_or_else(|_| panic!("the cacher stopped"));
+        writer.put(key, object);
     }
     tasks.finish(start)
 }

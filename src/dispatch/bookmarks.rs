@@ -6,7 +6,7 @@
 //! for each live watcher in it, and files it again one period later. Cost per tick is
 //! the number of watchers due, and nothing is scanned in between.
 
-use super::watcher::WatcherShared;
+use crate::hand_off::WatcherShared;
 use crate::sync::Arc;
 use std::collections::BTreeMap;
 use std::time::Duration;

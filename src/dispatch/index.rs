@@ -6,7 +6,7 @@
 //! number of watchers. As in the Kubernetes cacher's `indexedWatchers`, watchers without
 //! a trigger value are kept elsewhere: here they pull from the window.
 
-use super::watcher::WatcherShared;
+use crate::hand_off::WatcherShared;
 use crate::sync::Arc;
 use std::collections::HashMap;
 

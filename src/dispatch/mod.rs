@@ -1,9 +1,11 @@
 //! The dispatcher: the one thread that orders changes and fans them out.
 //!
-//! Per batch drained from the incoming ring, for each change: assign the next revision,
-//! apply it to the store (which yields the previous object), append the record to the
-//! window, and offer it to the indexed watchers under the trigger values of the new and
-//! previous objects. Unindexed watchers are not offered anything: they read the window
+//! Per batch drained from the incoming ring, for each change: take its revision (the next
+//! one in embedded mode, the upstream's in upstream mode), apply it to the store (which
+//! yields the previous object), append the record to the window, and offer it to the
+//! indexed watchers under the trigger values of the new and previous objects. An
+//! upstream transaction is several records at one revision; a relist is the difference
+//! between the store and the upstream's state, appended the same way. Unindexed watchers are not offered anything: they read the window
 //! themselves and are woken once per batch. Between batches the dispatcher handles
 //! registrations and deferred stops, fires bookmarks and ends waits for future
 //! revisions. When there is nothing to do it parks: an idle cacher uses no CPU.
@@ -15,68 +17,75 @@
 //!
 //! A pushed watcher that starts after a revision not applied yet waits in `awaiting`
 //! and joins live dispatch at the end of the batch that reaches its revision, so that
-//! nothing at or below that revision is ever pushed to it.
+//! nothing at or below that revision is ever pushed to it. Every message is applied
+//! whole within one batch, so batches end, the state is published and watchers join
+//! only between revisions.
 
+pub(crate) mod awaiting;
 pub(crate) mod bookmarks;
 pub(crate) mod budget;
 pub(crate) mod index;
-pub(crate) mod watcher;
 
-use crate::event::{Event, Record};
+use crate::event::{Origin, Record};
+use crate::hand_off::{Control, Phase, Pushed, WatcherShared};
 use crate::notify::thread_waker;
 use crate::options::SlowWatcherPolicy;
+use crate::publish::{Message, Relist, Transaction, Verdict, Written};
 use crate::ready::Readiness;
 use crate::ring::Receiver;
-use crate::shared::{Change, Conditional, Control, Shared, Verdict, Written};
-use crate::stats::Counters;
+use crate::shared::Shared;
+use crate::stats::BatchFigures;
 use crate::store::StoreWriter;
 use crate::sync::atomic::Ordering;
-use crate::sync::counter::AtomicU64;
 use crate::sync::{park_timeout, thread, Arc};
 use crate::window::WindowWriter;
+use awaiting::Awaiting;
 use bookmarks::Bookmarks;
 use budget::Budget;
 use index::Index;
+use std::cmp::Ordering as KeyOrder;
 use std::task::Waker;
 use std::time::{Duration, Instant};
-use watcher::{Phase, WatcherShared};
 
-/// The most changes applied between two looks at registrations and timers.
+/// The most messages applied between two looks at registrations and timers.
 const BATCH: usize = 256;
 
 pub(crate) struct Dispatcher<T> {
     shared: Arc<Shared<T>>,
     /// The incoming ring's one consumer.
-    incoming: Receiver<Change<T>>,
+    incoming: Receiver<Message<T>>,
     window: WindowWriter<T>,
     store: StoreWriter<T>,
     index: Index<T>,
     budget: Budget,
     bookmarks: Bookmarks<T>,
-    /// Watches from a revision not applied yet, with the clock time their wait ends.
-    /// Each leaves when the revision is applied (a pushed one then joins live dispatch)
-    /// or when its wait times out.
-    awaiting: Vec<(Duration, Arc<WatcherShared<T>>)>,
+    /// Watches and lists waiting for a revision not applied yet.
+    awaiting: Awaiting<T>,
     /// Watchers pushed to in this batch, each listed once and woken at its end.
     touched: Vec<Arc<WatcherShared<T>>>,
     /// Watchers whose buffer was full for the current event (Terminate policy).
-    blocked: Vec<(Arc<WatcherShared<T>>, Event<T>)>,
+    blocked: Vec<(Arc<WatcherShared<T>>, Pushed<T>)>,
     /// Watchers to take out of the index once the current event's fan-out ends.
     leaving: Vec<Arc<WatcherShared<T>>>,
     /// Conditional changes applied in this batch, answered once it is published so that
     /// a caller reads its own write.
     replies: Vec<(Reply<T>, Written<T>)>,
+    /// The last complete revision: every record of it and before is appended. Moves
+    /// only after a revision's last record.
     revision: u64,
     waker: Waker,
 }
 
 type Reply<T> = futures_channel::oneshot::Sender<Verdict<T>>;
 
+/// One key's change within a revision: the object after (`None`: deleted) and before.
+type KeyChange<T> = (std::sync::Arc<str>, Option<std::sync::Arc<T>>, Option<std::sync::Arc<T>>);
+
 impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// `built_at` is the clock time of `build()`: the budget starts filling from then.
     pub(crate) fn new(
         shared: Arc<Shared<T>>,
-        incoming: Receiver<Change<T>>,
+        incoming: Receiver<Message<T>>,
         window: WindowWriter<T>,
         store: StoreWriter<T>,
         built_at: Duration,
@@ -90,7 +99,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             window,
             store,
             index: Index::new(),
-            awaiting: Vec::new(),
+            awaiting: Awaiting::new(),
             touched: Vec::new(),
             blocked: Vec::new(),
             leaving: Vec::new(),
@@ -133,7 +142,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.shared.counters.raise_high_water(self.incoming.len());
         let mut applied = 0;
         while applied < BATCH {
-            let Some(change) = self.incoming.pop() else {
+            let Some(message) = self.incoming.pop() else {
                 if self.incoming.is_closed() && self.incoming.len() > 0 {
                     // A producer claimed a slot before the close and is still writing it.
                     thread::yield_now();
@@ -141,7 +150,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 }
                 break;
             };
-            self.apply(change, now);
+            self.apply(message, now);
             applied += 1;
         }
         if applied > 0 {
@@ -150,71 +159,77 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         applied
     }
 
-    fn apply(&mut self, change: Change<T>, now: Duration) {
+    fn apply(&mut self, message: Message<T>, now: Duration) {
+        // Embedded mode numbers changes itself, densely.
         let next = self.revision + 1;
-        let (key, object, prev, reply) = match change {
-            Change::Put { key, object } => {
-                let (object, prev) = self.write(next, &key, object);
-                (key, Some(object), prev, None)
-            }
-            Change::Delete { key } => match self.store.remove(&key) {
-                Some(prev) => (key, None, Some(prev), None),
-                None => return Counters::add(&self.shared.counters.deletes_of_missing_keys),
-            },
-            Change::Conditional(conditional) => {
-                let Conditional { key, object, check, reply } = *conditional;
-                let current = self.store.get(&key).cloned();
-                if !check(current.as_deref()) {
+        match message {
+            Message::Put { key, object } => self.embedded(next, key, Some(object), None, now),
+            Message::Delete { key } => self.embedded(next, key, None, None, now),
+            Message::Conditional(conditional) => {
+                let current = self.store.get(&conditional.key).cloned();
+                if (conditional.check)(current.as_deref()) {
+                    self.embedded(next, conditional.key, conditional.object, Some(conditional.reply), now);
+                } else {
                     // Nobody may be waiting any more: the caller dropped its future.
-                    let _ = reply.send(Err(current));
-                    return;
-                }
-                match object {
-                    Some(object) => {
-                        let (object, prev) = self.write(next, &key, object);
-                        (key, Some(object), prev, Some(reply))
-                    }
-                    // `delete_if`'s check passes only for an existing key.
-                    None => {
-                        let prev = self.store.remove(&key);
-                        (key, None, prev, Some(reply))
-                    }
+                    let _ = conditional.reply.send(Err(current));
                 }
             }
-            Change::Ready => {
-                self.store.publish();
-                return self.shared.ready.advance(Readiness::Ready);
+            Message::Ready => {
+                self.publish_state(now);
+                self.shared.ready.advance(Readiness::Ready);
             }
-        };
-        self.append(Record { revision: next, key, object, prev, applied_at: now }, reply);
-    }
-
-    /// Gives `record` (at the next revision) to the window and the indexed watchers; a
-    /// conditional change's caller hears back once the batch is published.
-    fn append(&mut self, record: Record<T>, reply: Option<Reply<T>>) {
-        if let Some(reply) = reply {
-            let written = Written {
-                revision: record.revision,
-                object: record.object.clone(),
-                prev: record.prev.clone(),
-            };
-            self.replies.push((reply, written));
+            Message::Change { revision, key, object } => {
+                let written = self.write(revision, key, object);
+                self.record(revision, written.into_iter(), Origin::Change, now);
+            }
+            Message::Transaction(transaction) => {
+                let Transaction { revision, changes } = *transaction;
+                let written: Vec<_> = changes
+                    .into_iter()
+                    .filter_map(|(key, object)| self.write(revision, key, object))
+                    .collect();
+                self.record(revision, written.into_iter(), Origin::Change, now);
+            }
+            Message::Progress(revision) => self.complete(revision),
+            Message::Relist(relist) => self.relist(*relist, now),
         }
-        self.revision = record.revision;
-        self.store.set_revision(self.revision);
-        self.window.append(record);
-        self.fan_out();
     }
 
-    /// Stores `object` at `key` as of `revision`, with the revision written in by the
-    /// user's stamp if there is one; returns it and the object it replaced.
-    #[allow(clippy::type_complexity)]
+    /// An embedded change at revision `next`, if it changes anything (a delete of a
+    /// missing key does not, and takes no revision); a conditional one's caller hears back
+    /// once the batch is published.
+    fn embedded(
+        &mut self,
+        next: u64,
+        key: std::sync::Arc<str>,
+        object: Option<std::sync::Arc<T>>,
+        reply: Option<Reply<T>>,
+        now: Duration,
+    ) {
+        let Some(written) = self.write(next, key, object) else { return };
+        if let Some(reply) = reply {
+            let (_, object, prev) = &written;
+            self.replies
+                .push((reply, Written { revision: next, object: object.clone(), prev: prev.clone() }));
+        }
+        self.record(next, std::iter::once(written), Origin::Change, now);
+    }
+
+    /// Writes one change to the store (a put's object stamped with `revision`, if the
+    /// cacher stamps); `None` for a delete of a missing key, which is only counted.
     fn write(
         &mut self,
         revision: u64,
-        key: &std::sync::Arc<str>,
-        mut object: std::sync::Arc<T>,
-    ) -> (std::sync::Arc<T>, Option<std::sync::Arc<T>>) {
+        key: std::sync::Arc<str>,
+        object: Option<std::sync::Arc<T>>,
+    ) -> Option<KeyChange<T>> {
+        let Some(mut object) = object else {
+            let Some(prev) = self.store.remove(&key) else {
+                self.shared.counters.deleted_missing_key();
+                return None;
+            };
+            return Some((key, None, Some(prev)));
+        };
         if let Some(stamp) = &self.shared.stamp {
             // The producer made this `Arc` and handed it over: nobody else holds it yet.
             match std::sync::Arc::get_mut(&mut object) {
@@ -222,8 +237,62 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 None => debug_assert!(false, "a published object is shared before it is applied"),
             }
         }
-        let prev = self.store.put(revision, key.clone(), object.clone());
-        (object, prev)
+        let prev = self.store.put(key.clone(), object.clone());
+        Some((key, Some(object), prev))
+    }
+
+    /// Appends `written` (already in the store) as the records of `revision`, offering
+    /// each to the indexed watchers it concerns, and completes the revision.
+    fn record(
+        &mut self,
+        revision: u64,
+        written: impl ExactSizeIterator<Item = KeyChange<T>>,
+        origin: Origin,
+        now: Duration,
+    ) {
+        let last = written.len();
+        for (at, (key, object, prev)) in written.enumerate() {
+            let ends_revision = at + 1 == last;
+            self.window.append(Record::new(
+                (revision, self.revision),
+                key,
+                (object, prev),
+                (origin, ends_revision),
+                now,
+            ));
+            self.fan_out();
+        }
+        self.complete(revision);
+    }
+
+    /// Every record up to `revision` is appended.
+    fn complete(&mut self, revision: u64) {
+        debug_assert!(revision >= self.revision, "revisions never go back");
+        self.revision = revision;
+        self.store.set_revision(revision);
+    }
+
+    /// An upstream's whole state at a revision: the first one loads the cacher; a later
+    /// one is applied as the difference to the current state, in key order.
+    fn relist(&mut self, relist: Relist<T>, now: Duration) {
+        let Relist { revision, state } = relist;
+        if self.shared.ready.get() == Readiness::Pending {
+            self.store.replace(state.into_iter().collect());
+            self.window.start_at(revision);
+            self.complete(revision);
+            self.publish_state(now);
+            return self.shared.ready.advance(Readiness::Ready);
+        }
+        self.window.relisted(self.revision, revision);
+        let same = self.shared.upstream.expect("only an upstream cacher relists");
+        let difference = difference(self.store.objects().iter(), state, same);
+        for (key, object, _) in &difference {
+            match object {
+                Some(object) => drop(self.store.put(key.clone(), object.clone())),
+                None => drop(self.store.remove(key)),
+            }
+        }
+        self.record(revision, difference.into_iter(), Origin::Relist, now);
     }
 
     /// Offers the record just appended to the indexed watchers it concerns.
@@ -233,25 +302,30 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         let record = self.window.last();
         let new = record.object.as_deref().and_then(|object| trigger(object));
         let prev = record.prev.as_deref().and_then(|object| trigger(object));
-        let policy = self.shared.config.policy;
+        // A relist's difference never ends a watch: one too full for it is parked and
+        // reads it from the window.
+        let policy = if record.relisted { SlowWatcherPolicy::Park } else { self.shared.config.policy };
         for watcher in self.index.candidates(new, prev) {
             if watcher.is_dropped() || watcher.phase() != Phase::Live {
                 continue;
             }
             let Some(event) = watcher.filter.indexed_event(&record, (new, prev)) else { continue };
-            match watcher.offer(event.to_owned()) {
+            let pushed =
+                Pushed { position: record.position, complete: record.complete(), event: event.to_owned() };
+            match watcher.offer(pushed) {
                 Ok(()) => list_for_wake(&mut self.touched, watcher),
-                Err(event) => match policy {
+                Err(pushed) => match policy {
                     SlowWatcherPolicy::Park => {
-                        watcher.park(record.revision - 1, &self.shared.counters);
+                        watcher.park(record.position - 1, &self.shared.counters);
                         self.leaving.push(watcher.clone());
                     }
-                    SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), event)),
+                    SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), pushed)),
                 },
             }
         }
         if !self.blocked.is_empty() {
-            self.wait_for_blocked(record.revision);
+            // Whoever does not get this record has everything before its revision.
+            self.wait_for_blocked(record.since);
             // The ring fills while the dispatcher waits: measured again as it goes on.
             self.shared.counters.raise_high_water(self.incoming.len());
         }
@@ -261,17 +335,18 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     }
 
     /// The second pass under `Terminate`: wait for each blocked watcher out of the shared
-    /// budget; terminate those still full when it runs out.
-    fn wait_for_blocked(&mut self, revision: u64) {
+    /// budget; terminate those still full when it runs out, with everything up to
+    /// `delivered` pushed.
+    fn wait_for_blocked(&mut self, delivered: u64) {
         let counters = &self.shared.counters;
-        Counters::set(&counters.watchers_blocked, self.blocked.len());
+        counters.set_watchers_blocked(self.blocked.len());
         let mut budget = self.budget.take_available(self.shared.clock.now());
-        for (watcher, event) in std::mem::take(&mut self.blocked) {
+        for (watcher, pushed) in std::mem::take(&mut self.blocked) {
             let started = Instant::now();
-            if self.push_within(&watcher, event, started + budget) {
+            if self.push_within(&watcher, pushed, started + budget) {
                 list_for_wake(&mut self.touched, &watcher);
             } else {
-                watcher.terminate(revision - 1, counters);
+                watcher.terminate(delivered, counters);
                 self.leaving.push(watcher);
             }
             budget = budget.saturating_sub(started.elapsed());
@@ -279,14 +354,14 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         self.budget.return_unused(budget);
     }
 
-    /// Pushes `event` to `watcher`, waiting for room until `deadline`. Returns false if
+    /// Pushes `pushed` to `watcher`, waiting for room until `deadline`. Returns false if
     /// the deadline passed first; a watcher dropped meanwhile needs nothing more (true).
-    fn push_within(&self, watcher: &WatcherShared<T>, mut event: Event<T>, deadline: Instant) -> bool {
+    fn push_within(&self, watcher: &WatcherShared<T>, mut pushed: Pushed<T>, deadline: Instant) -> bool {
         watcher.consumer.wake();
         loop {
-            match watcher.offer(event) {
+            match watcher.offer(pushed) {
                 Ok(()) => return true,
-                Err(rejected) => event = rejected,
+                Err(rejected) => pushed = rejected,
             }
             let now = Instant::now();
             if now >= deadline {
@@ -303,17 +378,23 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         }
     }
 
+    /// Publishes the revision reached and the state: the window's revision first, so a
+    /// watch that starts from a state it listed finds every record up to it.
+    fn publish_state(&mut self, now: Duration) {
+        self.window.publish_revision(self.revision, now);
+        self.store.publish();
+    }
+
     /// After a batch: update the counters, publish the state, wake whoever waits for it.
     /// Counters go first so that anyone who has seen the new state sees them too.
     fn end_batch(&mut self, now: Duration) {
-        let counters = &self.shared.counters;
-        Counters::add(&counters.batches);
-        Counters::set(&counters.watchers_indexed, self.index.len());
-        Counters::set(&counters.objects, self.store.len());
-        Counters::set(&counters.window_capacity, self.window.capacity());
-        counters.window_len.store(self.window.len(), Ordering::Relaxed);
-        counters.budget_left_nanos.store(duration_nanos(self.budget.available(now)), Ordering::Relaxed);
-        self.store.publish();
+        self.shared.counters.batch(BatchFigures {
+            objects: self.store.len(),
+            watchers_indexed: self.index.len(),
+            window_capacity: self.window.capacity(),
+            budget_left: self.budget.available(now),
+        });
+        self.publish_state(now);
         for (reply, written) in self.replies.drain(..) {
             let _ = reply.send(Ok(written));
         }
@@ -322,24 +403,19 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             watcher.wake_listed.store(false, Ordering::Relaxed);
             watcher.consumer.wake();
         }
-        let (revision, index) = (self.revision, &mut self.index);
-        self.awaiting.retain(|(_, watcher)| {
-            if watcher.is_dropped() {
-                return false;
-            }
-            if watcher.awaits > revision {
-                return true;
-            }
+        let (head, index) = (self.window.head(), &mut self.index);
+        let ready = self.shared.ready.get() == Readiness::Ready;
+        self.awaiting.reached((self.revision, ready), |watcher| {
             if watcher.is_pushed() {
-                watcher.join(revision);
-                index.insert(watcher.clone());
+                watcher.join(head);
+                index.insert(watcher);
             }
-            false
         });
     }
 
     fn handle_control(&mut self) {
         let counters = &self.shared.counters;
+        let head = self.window.head();
         for control in self.shared.take_control() {
             match control {
                 Control::Start(watcher) => {
@@ -351,14 +427,14 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                     }
                     if watcher.awaits > self.revision {
                         let deadline = watcher.started_at + self.shared.config.future_wait;
-                        self.awaiting.push((deadline, watcher));
+                        self.awaiting.watch(deadline, watcher);
                     } else if watcher.is_pushed() {
-                        watcher.join(self.revision);
+                        watcher.join(head);
                         self.index.insert(watcher);
                     }
                 }
                 Control::Rejoin(watcher) => {
-                    if watcher.rejoin(self.revision, counters) {
+                    if watcher.rejoin(head, counters) {
                         self.index.insert(watcher);
                     }
                 }
@@ -366,27 +442,23 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                     self.index.remove(&watcher);
                     watcher.stop(counters);
                 }
+                Control::AwaitRevision(wait) => {
+                    let ready = self.shared.ready.get() == Readiness::Ready;
+                    self.awaiting.list(wait, ready.then_some(self.revision));
+                }
             }
         }
-        Counters::set(&counters.watchers_indexed, self.index.len());
+        counters.set_watchers_indexed(self.index.len());
     }
 
     fn fire_timers(&mut self, now: Duration) {
         self.bookmarks.fire(now, self.revision);
-        let revision = self.revision;
-        self.awaiting.retain(|(deadline, watcher)| {
-            if *deadline > now {
-                return true;
-            }
-            watcher.time_out(revision);
-            false
-        });
+        self.awaiting.time_out(now, self.revision);
     }
 
     /// The next clock time a timer is due, if any.
     fn next_due(&self) -> Option<Duration> {
-        let awaiting = self.awaiting.iter().map(|(deadline, _)| *deadline).min();
-        match (self.bookmarks.next_due(), awaiting) {
+        match (self.bookmarks.next_due(), self.awaiting.next_due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -435,26 +507,63 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     /// watches is `Drop`'s job, so that it also happens if user code (a trigger function
     /// or predicate) panics on the dispatcher thread.
     fn finish(mut self) {
-        self.store.publish();
+        let now = self.shared.clock.now();
+        self.publish_state(now);
     }
 }
 
 impl<T> Drop for Dispatcher<T> {
     /// Ends everything that waits on the dispatcher: producers get `Closed`, every watch
-    /// ends with `Closed` after what it has, lists stop waiting.
+    /// ends with `Closed` after what it has, waiting lists are answered (their replies
+    /// dropped with `awaiting`).
     fn drop(&mut self) {
         // Stopped first: whoever sees a watch end with `Closed` also sees `Stopped`.
         self.shared.ready.advance(Readiness::Stopped);
         self.shared.incoming.close();
         self.window.close();
-        for watcher in self.index.all() {
-            watcher.consumer.wake();
-        }
-        for (_, watcher) in &self.awaiting {
+        for watcher in self.index.all().chain(self.awaiting.watchers()) {
             watcher.consumer.wake();
         }
         self.shared.producers.notify_all();
-        self.shared.store.waiters.notify_all();
+        self.shared.close_control();
+    }
+}
+
+/// The difference from `current` (in key order) to `state` (sorted by key, each key once),
+/// as one key's change each: added, changed (unless `same`) and removed keys. Unchanged
+/// keys keep their current object, so readers go on sharing it.
+fn difference<'a, T: 'a>(
+    current: impl Iterator<Item = (&'a std::sync::Arc<str>, &'a std::sync::Arc<T>)>,
+    state: Vec<(std::sync::Arc<str>, std::sync::Arc<T>)>,
+    same: fn(&T, &T) -> bool,
+) -> Vec<KeyChange<T>> {
+    let mut changes = Vec::new();
+    let mut current = current.peekable();
+    let mut state = state.into_iter().peekable();
+    loop {
+        let order = match (current.peek(), state.peek()) {
+            (None, None) => return changes,
+            (Some(_), None) => KeyOrder::Less,
+            (None, Some(_)) => KeyOrder::Greater,
+            (Some((held, _)), Some((listed, _))) => (**held).cmp(listed),
+        };
+        match order {
+            KeyOrder::Less => {
+                let (key, prev) = current.next().expect("peeked");
+                changes.push((key.clone(), None, Some(prev.clone())));
+            }
+            KeyOrder::Greater => {
+                let (key, object) = state.next().expect("peeked");
+                changes.push((key, Some(object), None));
+            }
+            KeyOrder::Equal => {
+                let ((_, prev), (key, object)) =
+                    (current.next().expect("peeked"), state.next().expect("peeked"));
+                if !same(prev, &object) {
+                    changes.push((key, Some(object), Some(prev.clone())));
+                }
+            }
+        }
     }
 }
 
@@ -464,13 +573,4 @@ fn list_for_wake<T>(touched: &mut Vec<Arc<WatcherShared<T>>>, watcher: &Arc<Watc
         watcher.wake_listed.store(true, Ordering::Relaxed);
         touched.push(watcher.clone());
     }
-}
-
-fn duration_nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Reads back what [`duration_nanos`] stored.
-pub(crate) fn load_duration(nanos: &AtomicU64) -> Duration {
-    Duration::from_nanos(nanos.load(Ordering::Relaxed))
 }

@@ -11,12 +11,13 @@ use crate::clock::ManualClock;
 use crate::error::WatchError;
 use crate::event::Event;
 use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
+use crate::publish::{Message, Relist};
 use crate::ready::Readiness;
 use crate::ring::PushError;
-use crate::shared::{Change, Shared};
+use crate::shared::Shared;
 use crate::sync::thread;
 use crate::watch::Watch;
-use crate::Cacher;
+use crate::{Cacher, CacherBuilder};
 use std::time::Duration;
 
 /// What a consumer saw: data events as (revision, is a bookmark), then the end.
@@ -37,22 +38,41 @@ fn hand_off(
     (early, puts): (u64, u64),
     between: impl Fn(&ManualClock, u64),
 ) -> Seen {
+    let messages =
+        (1..=puts).map(|value| Message::Put { key: key(value), object: std::sync::Arc::new(value) });
+    run(Cacher::builder(), Readiness::Ready, (policy, options), (messages.collect(), early as usize), between)
+}
+
+fn key(value: u64) -> std::sync::Arc<str> {
+    std::sync::Arc::from(format!("k{value}"))
+}
+
+/// [`hand_off`] with any messages, the first `early` of them published before the
+/// threads start; `between` runs after message `n` (counting from 1).
+fn run(
+    builder: CacherBuilder<u64>,
+    readiness: Readiness,
+    (policy, options): (SlowWatcherPolicy, WatchOptions<u64>),
+    (messages, early): (Vec<Message<u64>>, usize),
+    between: impl Fn(&ManualClock, u64),
+) -> Seen {
     let clock = ManualClock::new();
-    let builder = Cacher::builder()
+    let builder = builder
         .trigger(|_: &u64| Some("n"))
         .slow_watcher_policy(policy)
         .bookmark_period(Duration::from_secs(1))
         .clock(clock.clone());
-    let (shared, dispatcher) = builder.assemble(Readiness::Ready);
+    let (shared, dispatcher) = builder.assemble(readiness);
     let watch = Watch::start(shared.clone(), options).expect("a valid watch");
-    let publish_and_tick = |value| {
-        publish(&shared, value);
-        between(&clock, value);
+    let mut messages = messages.into_iter().zip(1..);
+    let mut publish_and_tick = |(message, n)| {
+        publish(&shared, message);
+        between(&clock, n);
     };
-    (1..=early).for_each(publish_and_tick);
+    messages.by_ref().take(early).for_each(&mut publish_and_tick);
     let dispatcher = thread::spawn(dispatcher);
     let consumer = thread::spawn(move || consume(watch));
-    (early + 1..=puts).for_each(publish_and_tick);
+    messages.for_each(publish_and_tick);
     shared.close();
     let seen = consumer.join().unwrap();
     dispatcher.join().unwrap();
@@ -61,14 +81,12 @@ fn hand_off(
 
 /// Publishes without parking the main thread (so the dispatcher never unparks a thread
 /// that is joining, which loom rejects).
-fn publish(shared: &Shared<u64>, value: u64) {
-    let mut change =
-        Change::Put { key: std::sync::Arc::from(format!("k{value}")), object: std::sync::Arc::new(value) };
+fn publish(shared: &Shared<u64>, mut message: Message<u64>) {
     loop {
-        match shared.try_publish(change) {
+        match shared.try_publish(message) {
             Ok(()) => return,
             Err(PushError::Full(rejected)) => {
-                change = rejected;
+                message = rejected;
                 thread::yield_now();
             }
             Err(PushError::Closed(_)) => unreachable!("closed only after publishing"),
@@ -154,5 +172,28 @@ fn bookmarks_never_overtake_buffered_events() {
             }
             delivered = revision;
         }
+    });
+}
+
+/// An upstream relist while an indexed watch with a one-event buffer reads it: the
+/// difference (two records at one revision) reaches the watch whole and once, whether it
+/// is pushed, parked half-way or read from the window, and under `Terminate` with an
+/// empty budget it is parked rather than ended (a relist never closes a watch).
+#[test]
+fn a_relist_reaches_a_parked_watch_whole_and_closes_nothing() {
+    loom::model(|| {
+        let relist = |revision, state: Vec<(&str, u64)>| {
+            let state =
+                state.into_iter().map(|(key, value)| (std::sync::Arc::from(key), std::sync::Arc::new(value)));
+            Message::Relist(Box::new(Relist { revision, state: state.collect() }))
+        };
+        // Loaded at 10; `a` changed and `b` appeared while the upstream's watch was broken.
+        let messages = vec![relist(10, vec![("a", 1)]), relist(20, vec![("a", 5), ("b", 2)])];
+        // Started before the load, so live from the first record on.
+        let options = WatchOptions::new().trigger("n").buffer(1);
+        let builder = Cacher::builder().following_upstream();
+        let policy = (SlowWatcherPolicy::Terminate, options);
+        let (seen, end) = run(builder, Readiness::Pending, policy, (messages, 1), |_, _| {});
+        assert_eq!((revisions(&seen), end), (vec![20, 20], WatchError::Closed));
     });
 }

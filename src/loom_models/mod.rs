@@ -6,7 +6,7 @@
 
 mod hand_off;
 
-use crate::event::Record;
+use crate::event::{Origin, Record};
 use crate::notify::{thread_waker, Parker, WaitList};
 use crate::ring::{self, PushError, Receiver, Sender};
 use crate::sync::atomic::{AtomicBool, Ordering};
@@ -99,14 +99,15 @@ fn ring_close_loses_no_accepted_value() {
     });
 }
 
-fn record(revision: u64) -> Record<u64> {
-    Record {
-        revision,
-        key: std::sync::Arc::from("k"),
-        object: Some(std::sync::Arc::new(revision)),
-        prev: None,
-        applied_at: Duration::ZERO,
-    }
+/// A record of `revision`, whose revision started after `since`.
+fn record(revision: u64, since: u64, ends_revision: bool) -> Record<u64> {
+    Record::new(
+        (revision, since),
+        std::sync::Arc::from("k"),
+        (Some(std::sync::Arc::new(revision)), None),
+        (Origin::Change, ends_revision),
+        Duration::ZERO,
+    )
 }
 
 /// A reader follows a writer that evicts the chunks under it (two events per chunk, two
@@ -116,7 +117,7 @@ fn record(revision: u64) -> Record<u64> {
 #[test]
 fn window_reader_follows_appends_and_evictions_across_chunks() {
     loom::model(|| {
-        let mut writer = WindowWriter::new(Capacity::Fixed(2), 1);
+        let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
         let window = writer.reader();
         let reader = thread::spawn(move || {
             let mut cursor = Cursor::new();
@@ -133,15 +134,59 @@ fn window_reader_follows_appends_and_evictions_across_chunks() {
                         assert!(next > head, "pending at {next} although the head was {head}");
                         thread::yield_now();
                     }
-                    Read::Evicted { first } => {
-                        assert!(first > next, "evicted at {next} with oldest {first}");
+                    Read::Evicted => {
+                        let oldest = window.oldest();
+                        assert!(oldest >= next, "evicted at {next} with oldest {oldest}");
                         return;
                     }
                 }
             }
         });
         for revision in 1..=5 {
-            writer.append(record(revision));
+            writer.append(record(revision, revision - 1, true));
+            writer.publish_revision(revision, Duration::ZERO);
+        }
+        reader.join().unwrap();
+    });
+}
+
+/// Sparse revisions with transactions, across chunks, while the writer evicts: a reader
+/// that finds where the records after a revision the cacher has reached start (as every
+/// watch start and resume does) gets a position whose successors are exactly the newer
+/// records, at a revision boundary, or an `oldest` that says some of them are gone.
+#[test]
+fn window_maps_sparse_revisions_while_it_evicts() {
+    loom::model(|| {
+        // Revision 10, then 20 as a transaction of two records, then 30; two kept.
+        let revisions: [&[(u64, u64, bool)]; 3] =
+            [&[(10, 0, true)], &[(20, 10, false), (20, 10, true)], &[(30, 20, true)]];
+        let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
+        let window = writer.reader();
+        let reader = thread::spawn(move || {
+            let mut cursor = Cursor::new();
+            for asked in [10, 20] {
+                if asked > window.revision() {
+                    thread::yield_now();
+                    continue;
+                }
+                match window.position_after(asked) {
+                    Ok(position) => {
+                        if let Read::Record(next) = window.read(position + 1, &mut cursor) {
+                            assert!(next.revision > asked, "record {} after revision {asked}", next.revision);
+                        }
+                        if let Read::Record(at) = window.read(position, &mut cursor) {
+                            assert!(at.revision <= asked && at.ends_revision, "boundary inside a revision");
+                        }
+                    }
+                    Err(oldest) => assert!(oldest > asked, "refused {asked} with oldest {oldest}"),
+                }
+            }
+        });
+        for records in revisions {
+            for &(revision, since, ends) in records {
+                writer.append(record(revision, since, ends));
+            }
+            writer.publish_revision(records[0].0, Duration::ZERO);
         }
         reader.join().unwrap();
     });

@@ -71,7 +71,7 @@ impl DesiredState {
     /// Every plugin, in path order.
     pub fn plugins(&self) -> Vec<DesiredPlugin> {
         match self.cacher.list(ListOptions::new()) {
-            Ok((plugins, _)) => plugins.iter().map(|(_, plugin)| (**plugin).clone()).collect(),
+            Ok(list) => list.items.iter().map(|(_, plugin)| (**plugin).clone()).collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -116,7 +116,7 @@ mod tests {
     use watchcache::At;
 
     fn at(desired: &DesiredState, revision: u64) -> Vec<(PathBuf, u64, u64)> {
-        let (plugins, _) = desired.cacher.list(ListOptions::new().at(At::AtLeast(revision))).unwrap();
+        let plugins = desired.cacher.list(ListOptions::new().at(At::AtLeast(revision))).unwrap().items;
         plugins.iter().map(|(_, plugin)| (plugin.path.clone(), plugin.inode, plugin.revision)).collect()
     }
 

@@ -73,7 +73,7 @@ impl ActualState {
     /// Every registered plugin, in path order.
     pub fn plugins(&self) -> Vec<RegisteredPlugin> {
         match self.cacher.list(ListOptions::new()) {
-            Ok((plugins, _)) => plugins.iter().map(|(_, plugin)| (**plugin).clone()).collect(),
+            Ok(list) => list.items.iter().map(|(_, plugin)| (**plugin).clone()).collect(),
             Err(_) => Vec::new(),
         }
     }

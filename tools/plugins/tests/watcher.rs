@@ -72,7 +72,7 @@ impl Fixture {
     /// The desired plugins' paths as of `revision` (a watch can see an event before a
     /// list does).
     fn paths_at(&self, revision: u64) -> Vec<PathBuf> {
-        let (plugins, _) = self.desired.cacher().list(ListOptions::new().at(At::AtLeast(revision))).unwrap();
+        let plugins = self.desired.cacher().list(ListOptions::new().at(At::AtLeast(revision))).unwrap().items;
         plugins.iter().map(|(_, plugin)| plugin.path.clone()).collect()
     }
 }

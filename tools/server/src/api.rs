@@ -261,12 +261,13 @@ async fn list(
     let listed = tokio::task::spawn_blocking(move || cacher.list(options.at(at)))
         .await
         .map_err(|_| ApiError::unavailable("the list was interrupted"))?;
-    let (mut objects, revision) = listed.map_err(|error| match (error, continued) {
-        (watchcache::ListError::Expired { requested, oldest }, Some(_)) => {
-            ApiError::continue_expired(requested, oldest)
-        }
-        (error, _) => ApiError::from(error),
-    })?;
+    let watchcache::List { items: mut objects, revision, .. } =
+        listed.map_err(|error| match (error, continued) {
+            (watchcache::ListError::Expired { requested, oldest }, Some(_)) => {
+                ApiError::continue_expired(requested, oldest)
+            }
+            (error, _) => ApiError::from(error),
+        })?;
     let next = match limit {
         Some(limit) if objects.len() > limit => {
             objects.truncate(limit);

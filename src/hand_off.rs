@@ -1,5 +1,5 @@
-//! The state a watch shares with the dispatcher: its filter, its pushed buffer, and the
-//! hand-off between live dispatch and reading the window.
+//! The watcher hand-off protocol: what a watch shares with the dispatcher (its filter,
+//! its pushed buffer, its phase), the control messages it sends, and every transition.
 //!
 //! An *indexed* watcher (one that asked for a trigger value) gets its events pushed by
 //! the dispatcher into a bounded buffer. Every other watcher *pulls*: it reads the window
@@ -9,46 +9,82 @@
 //! A pushed watcher moves through [`Phase`]s:
 //!
 //! ```text
-//!  Joining ──(dispatcher picks the join revision N)──► Live ──(buffer full)──► Parked(r)
+//!  Joining ──(dispatcher picks the join position N)──► Live ──(buffer full)──► Parked(p)
 //!     ▲                                                  │                        │
 //!     └──────────(consumer caught up from the window)────┼────────────────────────┘
 //!                                                        └─(buffer full, budget spent)─► Terminated(r)
 //! ```
 //!
-//! The consumer replays `(position, N]` from the window itself, then reads its buffer,
-//! skipping anything at or below the revision it has already yielded; so joining never
-//! holds up the dispatcher, and no event is seen twice or missed. A watch that starts
-//! after a revision `r` the cacher has not reached yet is joined only once the dispatcher
-//! has applied `r` (so `N >= r`): everything it is ever pushed is then an event it owes.
+//! `N` is a window position (see `window.rs` on positions and revisions): the dispatcher
+//! pushes every matching record after position `N`, each with its position. The consumer
+//! replays `(position, N]` from the window itself, then reads its buffer, skipping
+//! anything at or below the position it has already read; so joining never holds up the
+//! dispatcher, and no event is seen twice or missed. A watch that starts after a revision
+//! `r` the cacher has not reached yet is joined only once the dispatcher has applied `r`:
+//! everything it is ever pushed is then an event it owes.
+//!
+//! A park happens between any two records (the consumer then reads on from the next
+//! position in the window), so it is recorded as a position. A termination must leave a
+//! revision to resume from, and the records of one revision are delivered together or
+//! not at all: it is recorded as the last revision before the record that did not fit,
+//! and the consumer yields only what it holds up to that revision.
 //!
 //! Every phase change, and the counters that follow it, happens in one method here:
 //! [`WatcherShared::join`], [`WatcherShared::park`], [`WatcherShared::terminate`] and
 //! [`WatcherShared::rejoin`] on the dispatcher's side, [`WatcherShared::ask_to_rejoin`]
-//! on the consumer's, [`WatcherShared::stop`] when the dispatcher takes it out.
+//! on the consumer's, [`WatcherShared::stop`] when the dispatcher takes it out. The
+//! consumer asks for the dispatcher's side of a transition with a [`Control`] message.
 
+use crate::dispatch::awaiting::RevisionWait;
 use crate::event::Event;
+use crate::filter::Filter;
 use crate::notify::Parker;
-use crate::options::Filter;
 use crate::ring::{PushError, Sender};
 use crate::stats::Counters;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::Arc;
+
+/// A request to the dispatcher, handled between batches.
+pub(crate) enum Control<T> {
+    /// A new watch: index it (if pushed), schedule its bookmarks, time its wait.
+    Start(Arc<WatcherShared<T>>),
+    /// A parked watch caught up from the window and asks to rejoin live dispatch.
+    Rejoin(Arc<WatcherShared<T>>),
+    /// A watch ended or was dropped: take it out of the index.
+    Stop(Arc<WatcherShared<T>>),
+    /// A list waits for a revision the cacher has not reached; not a watcher's, but the
+    /// same queue and the same timers serve it.
+    AwaitRevision(RevisionWait),
+}
+
+/// An event the dispatcher pushed, with the window position of its record.
+pub(crate) struct Pushed<T> {
+    pub(crate) position: u64,
+    /// The revision the watcher is complete up to once it has this event (see
+    /// `Record::complete`): a watcher pushed only some records of a revision cannot tell
+    /// the last one.
+    pub(crate) complete: u64,
+    pub(crate) event: Event<T>,
+}
 
 /// Where a pushed watcher stands with the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Waiting for the dispatcher to add it to live dispatch.
     Joining,
-    /// In live dispatch: every matching event after [`WatcherShared::joined_at`] is pushed.
+    /// In live dispatch: every matching record after position
+    /// [`WatcherShared::joined_at`] is pushed.
     Live,
-    /// Dropped from live dispatch because its buffer was full; every matching event up to
-    /// `r` was pushed. The consumer catches up from the window and rejoins.
+    /// Dropped from live dispatch because its buffer was full; every matching record up
+    /// to position `p` was pushed. The consumer catches up from the window and rejoins.
     Parked(u64),
-    /// Ended because its buffer stayed full; every matching event up to `r` was pushed.
+    /// Ended because its buffer stayed full; every matching event up to revision `r` was
+    /// pushed (and perhaps some of the next revision's, which the consumer drops).
     Terminated(u64),
 }
 
-/// A [`Phase`] packed into one atomic: the tag in the low two bits, the revision above.
+/// A [`Phase`] packed into one atomic: the tag in the low two bits, the position or
+/// revision above.
 ///
 /// Who writes: the dispatcher moves Joining → Live, Live → Parked and Live → Terminated;
 /// the consumer moves Parked → Joining. Each side writes only from phases it owns, so a
@@ -104,12 +140,12 @@ pub(crate) struct WatcherShared<T> {
     pub(crate) filter: Filter<T>,
     /// Events pushed by the dispatcher, popped by the watch (which holds the receiving
     /// half); `None` for pulling watchers.
-    buffer: Option<Sender<Event<T>>>,
+    buffer: Option<Sender<Pushed<T>>>,
     /// The most events the watcher may fall behind (its buffer size, also for pullers).
     pub(crate) buffer_len: usize,
     phase: PhaseCell,
-    /// The revision the dispatcher joined this watcher at: events after it are pushed.
-    /// Written by the dispatcher before it stores `Live` (which publishes it).
+    /// The window position the dispatcher joined this watcher at: records after it are
+    /// pushed. Written by the dispatcher before it stores `Live` (which publishes it).
     joined_at: AtomicU64,
     /// Wakes the consumer: pushes, phase changes, bookmarks, deadlines.
     pub(crate) consumer: Arc<Parker>,
@@ -145,7 +181,7 @@ impl<T> WatcherShared<T> {
     /// (the watch holds the receiving half).
     pub(crate) fn new(
         filter: Filter<T>,
-        buffer: Option<Sender<Event<T>>>,
+        buffer: Option<Sender<Pushed<T>>>,
         buffer_len: usize,
         bookmarks: bool,
         (awaits, started_at): (u64, std::time::Duration),
@@ -187,11 +223,11 @@ impl<T> WatcherShared<T> {
         self.phase.load()
     }
 
-    /// The dispatcher offers `event` without waiting; `Err` gives it back when the buffer
+    /// The dispatcher offers `pushed` without waiting; `Err` gives it back when the buffer
     /// is full.
-    pub(crate) fn offer(&self, event: Event<T>) -> Result<(), Event<T>> {
+    pub(crate) fn offer(&self, pushed: Pushed<T>) -> Result<(), Pushed<T>> {
         let buffer = self.buffer.as_ref().expect("only pushed watchers are offered events");
-        buffer.push(event).map_err(|(PushError::Full(event) | PushError::Closed(event))| event)
+        buffer.push(pushed).map_err(|(PushError::Full(pushed) | PushError::Closed(pushed))| pushed)
     }
 
     /// Whether the pushed buffer has room now.
@@ -199,9 +235,10 @@ impl<T> WatcherShared<T> {
         self.buffer.as_ref().is_some_and(|buffer| buffer.len() < buffer.capacity())
     }
 
-    /// The dispatcher adds the watcher to live dispatch after `revision` (Joining → Live).
-    pub(crate) fn join(&self, revision: u64) {
-        self.joined_at.store(revision, Ordering::Relaxed);
+    /// The dispatcher adds the watcher to live dispatch after window position `position`
+    /// (Joining → Live).
+    pub(crate) fn join(&self, position: u64) {
+        self.joined_at.store(position, Ordering::Relaxed);
         self.phase.store(Phase::Live);
         self.consumer.wake();
     }
@@ -211,8 +248,8 @@ impl<T> WatcherShared<T> {
         self.joined_at.load(Ordering::Relaxed)
     }
 
-    /// The dispatcher takes the watcher out of live dispatch: every matching event up to
-    /// `delivered` was pushed (Live → Parked).
+    /// The dispatcher takes the watcher out of live dispatch: every matching record up to
+    /// position `delivered` was pushed (Live → Parked).
     pub(crate) fn park(&self, delivered: u64, counters: &Counters) {
         // Counters first: the phase store publishes them to the consumer.
         counters.parked();
@@ -220,8 +257,8 @@ impl<T> WatcherShared<T> {
         self.consumer.wake();
     }
 
-    /// The dispatcher ends the watcher: every matching event up to `delivered` was pushed
-    /// (Live → Terminated).
+    /// The dispatcher ends the watcher: every matching event up to revision `delivered`
+    /// was pushed (Live → Terminated).
     pub(crate) fn terminate(&self, delivered: u64, counters: &Counters) {
         counters.terminated();
         self.phase.store(Phase::Terminated(delivered));
@@ -235,15 +272,15 @@ impl<T> WatcherShared<T> {
         self.phase.transition(parked, Phase::Joining)
     }
 
-    /// The dispatcher handles a rejoin request at `revision`: the watcher is no longer
-    /// parked, and joins live dispatch unless it was dropped meanwhile. Returns whether it
-    /// joined (the caller then indexes it).
-    pub(crate) fn rejoin(&self, revision: u64, counters: &Counters) -> bool {
+    /// The dispatcher handles a rejoin request at window position `position`: the watcher
+    /// is no longer parked, and joins live dispatch unless it was dropped meanwhile.
+    /// Returns whether it joined (the caller then indexes it).
+    pub(crate) fn rejoin(&self, position: u64, counters: &Counters) -> bool {
         counters.unparked();
         if self.is_dropped() {
             return false;
         }
-        self.join(revision);
+        self.join(position);
         true
     }
 
