@@ -155,12 +155,13 @@ impl<T: Send + Sync + 'static> Watch<T> {
             }
             Start::Snapshot => {
                 // The window holds everything after the published state; it can only have
-                // moved past this one if a whole batch was published since: take that.
+                // moved past this one once a newer one is published: take that.
                 let (snapshot, position) = loop {
                     let snapshot = cacher.store.snapshot();
                     if let Ok(position) = window.position_after(snapshot.revision) {
                         break (snapshot, position);
                     }
+                    std::hint::spin_loop();
                 };
                 ((position, snapshot.revision), Some(Initial { snapshot, last_key: None }), 0)
             }

@@ -516,15 +516,19 @@ impl<T> WindowWriter<T> {
         self.window.gaps.store(Arc::new(gaps));
     }
 
-    /// Publishes the cacher's revision (at clock time `now`), after the records up to it
-    /// (rule 4). What capacity held back for the batch before may go now.
-    pub(crate) fn publish_revision(&mut self, revision: u64, now: Duration) {
+    /// Publishes the cacher's revision, after the records up to it (rule 4).
+    pub(crate) fn publish_revision(&self, revision: u64) {
+        self.window.revision.store(revision, Ordering::Release);
+    }
+
+    /// The state at the revision last published is now published too (at clock time
+    /// `now`): what capacity held back for the batch may go.
+    pub(crate) fn trim(&mut self, now: Duration) {
         let head = self.head();
         self.published_from = head + 1;
         if self.evict(head, now) {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
-        self.window.revision.store(revision, Ordering::Release);
     }
 
     /// The last appended record, readable through its chunk even if a later append
@@ -621,7 +625,8 @@ mod tests {
         assert!(matches!(window.read(2, &mut cursor), Read::Pending));
         for revision in 2..=events {
             writer.append(record(revision, Duration::ZERO));
-            writer.publish_revision(revision, Duration::ZERO);
+            writer.publish_revision(revision);
+            writer.trim(Duration::ZERO);
         }
         assert_eq!((window.first(), window.head()), (events - CHUNK_LEN as u64 + 1, events));
         assert_eq!(
@@ -645,7 +650,8 @@ mod tests {
         let mut writer = WindowWriter::new(policy, 0);
         for revision in 1..=5 {
             writer.append(record(revision, Duration::from_secs(revision)));
-            writer.publish_revision(revision, Duration::from_secs(revision));
+            writer.publish_revision(revision);
+            writer.trim(Duration::from_secs(revision));
         }
         assert_eq!(
             (writer.capacity(), writer.reader().len()),
@@ -654,7 +660,8 @@ mod tests {
         );
         for revision in 6..=20 {
             writer.append(record(revision, Duration::from_secs(revision)));
-            writer.publish_revision(revision, Duration::from_secs(revision));
+            writer.publish_revision(revision);
+            writer.trim(Duration::from_secs(revision));
         }
         assert_eq!((writer.capacity(), writer.reader().len()), (8, 8), "capped at max");
         writer.append(record(21, Duration::from_secs(1000)));
@@ -678,7 +685,8 @@ mod tests {
             }
             since = revision;
         }
-        writer.publish_revision(since + 5, Duration::ZERO);
+        writer.publish_revision(since + 5);
+        writer.trim(Duration::ZERO);
         for probe in [5, 9, 10, 11, 29, 30, 31, 1234, since, since + 5] {
             let position = window.position_after(probe).unwrap();
             let at_or_below = expected.iter().filter(|revision| **revision <= probe).count() as u64;
@@ -692,12 +700,14 @@ mod tests {
         let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
         let window = writer.reader();
         writer.append(record(1, Duration::ZERO));
-        writer.publish_revision(1, Duration::ZERO);
+        writer.publish_revision(1);
+        writer.trim(Duration::ZERO);
         // A transaction of four records at revision 7, with a capacity of two.
         for part in 0..4 {
             writer.append(part_of(7, 1, part == 3, Duration::ZERO));
         }
-        writer.publish_revision(7, Duration::ZERO);
+        writer.publish_revision(7);
+        writer.trim(Duration::ZERO);
         assert_eq!((window.first(), window.oldest()), (2, 1), "all of revision 7 is held");
         assert_eq!(window.position_after(1), Ok(1));
         assert_eq!(window.position_after(0), Err(1), "revision 1's record is gone");
@@ -712,13 +722,15 @@ mod tests {
         let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
         let window = writer.reader();
         writer.append(record(1, Duration::ZERO));
-        writer.publish_revision(1, Duration::ZERO);
+        writer.publish_revision(1);
+        writer.trim(Duration::ZERO);
         // A batch of five: a reader of the state at 1 must still find 2..=6 afterwards.
         for revision in 2..=6 {
             writer.append(record(revision, Duration::ZERO));
         }
         assert_eq!((window.first(), window.position_after(1)), (2, Ok(1)));
-        writer.publish_revision(6, Duration::ZERO);
+        writer.publish_revision(6);
+        writer.trim(Duration::ZERO);
         assert_eq!(window.first(), 5, "once a newer state is published, capacity rules again");
     }
 

@@ -376,27 +376,30 @@ fn run_upstream(ops: Vec<UpstreamOp>, policy: SlowWatcherPolicy, window: usize) 
     finish(cacher, &model, &mut watches);
 }
 
+/// The longest operation sequence: shorter under Miri, which interprets every step.
+const OPS: usize = if cfg!(miri) { 24 } else { 80 };
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { ProptestConfig::default().cases }, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
+    fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..OPS), window in 3usize..40) {
         run(ops, SlowWatcherPolicy::Park, window);
     }
 
     #[test]
-    fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..80), window in 3usize..40) {
+    fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..OPS), window in 3usize..40) {
         run(ops, SlowWatcherPolicy::Terminate, window);
     }
 
     #[test]
-    fn upstream_matches_model_under_park(ops in prop::collection::vec(upstream_op(), 1..80), window in 3usize..40) {
+    fn upstream_matches_model_under_park(ops in prop::collection::vec(upstream_op(), 1..OPS), window in 3usize..40) {
         run_upstream(ops, SlowWatcherPolicy::Park, window);
     }
 
     #[test]
     fn upstream_matches_model_under_terminate(
-        ops in prop::collection::vec(upstream_op(), 1..80),
+        ops in prop::collection::vec(upstream_op(), 1..OPS),
         window in 3usize..40,
     ) {
         run_upstream(ops, SlowWatcherPolicy::Terminate, window);

@@ -1,13 +1,19 @@
-//! Stress: several producers, a few hundred watchers with churn and stalls, every stream
-//! checked against the model rebuilt from the complete log. Sized down under Miri and
-//! ThreadSanitizer (`--cfg stress_small`), bounded well under a minute otherwise.
+//! Stress: several producers (or one upstream writer: sparse revisions, transactions,
+//! progress, breaks and relists), a few hundred watchers with churn and stalls, every
+//! stream checked against the model (rebuilt from the complete log, or kept by the
+//! upstream writer as it writes). Sized down under Miri and ThreadSanitizer
+//! (`WATCHCACHE_STRESS_SMALL`), bounded well under a minute otherwise.
 mod common;
 mod model;
 
 use common::next;
 use model::{FilterSpec, Model, Obj, Tracked};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
-use watchcache::{Cacher, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError, WatchOptions};
+use std::thread::JoinHandle;
+use watchcache::{
+    Cacher, CacherBuilder, Change, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError, WatchOptions,
+};
 
 const PRODUCERS: usize = 3;
 const CONSUMER_THREADS: usize = 4;
@@ -63,48 +69,34 @@ fn open(cacher: &Cacher<Obj>, filter: FilterSpec, after: u64, rng: &mut Rng) -> 
     }
 }
 
-fn stress(policy: SlowWatcherPolicy, seed: u64) {
-    eprintln!("stress {policy:?} seed {seed}");
-    let (per_producer, per_thread) = sizes();
-    let changes = per_producer * PRODUCERS as u64;
-    let cacher: Cacher<Obj> = Cacher::builder()
+fn builder(policy: SlowWatcherPolicy, window: usize) -> CacherBuilder<Obj> {
+    Cacher::builder()
         .trigger(|object: &Obj| Some(object.node.as_str()))
         .slow_watcher_policy(policy)
-        .window_capacity(changes as usize + 1)
+        .window_capacity(window)
         .incoming_capacity(64)
         .clock(ManualClock::new())
-        .build();
-    let log = cacher.watch(WatchOptions::new().start(Start::Revision(0)).buffer(usize::MAX >> 8)).unwrap();
-    let start = Arc::new(Barrier::new(PRODUCERS + CONSUMER_THREADS));
+}
 
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|id| {
-            let producer = cacher.producer();
-            let start = start.clone();
-            std::thread::spawn(move || {
-                let mut rng = Rng(seed ^ ((id as u64 + 1) * 0x9E37_79B9));
-                start.wait();
-                for _ in 0..per_producer {
-                    let key = format!("{}/{}", ["a", "b"][rng.below(2) as usize], rng.below(50));
-                    if rng.below(5) == 0 {
-                        producer.delete(key).unwrap();
-                    } else {
-                        let node = NODES[rng.below(NODES.len() as u64) as usize].to_string();
-                        producer.put(key, Obj { node, value: rng.below(1000) as u32 }).unwrap();
-                    }
-                }
-            })
-        })
-        .collect();
+/// Every watch a consumer thread ran: the ones still open at shutdown, and the finished.
+type Consumed = (Vec<Tracked>, Vec<Tracked>);
 
-    let consumers: Vec<_> = (0..CONSUMER_THREADS)
+/// Consumer threads, each with `per_thread` watches from `after` that read, stall, churn
+/// and resume until the cacher stops.
+fn consumers(
+    cacher: &Cacher<Obj>,
+    seed: u64,
+    (after, per_thread): (u64, usize),
+    start: &Arc<Barrier>,
+) -> Vec<JoinHandle<Consumed>> {
+    (0..CONSUMER_THREADS)
         .map(|id| {
             let cacher = cacher.clone();
             let start = start.clone();
             std::thread::spawn(move || {
                 let mut rng = Rng(seed.rotate_left(id as u32 * 7) | 1);
                 let mut live: Vec<Tracked> = (0..per_thread)
-                    .map(|_| open(&cacher, random_filter(&mut rng), 0, &mut rng).unwrap())
+                    .map(|_| open(&cacher, random_filter(&mut rng), after, &mut rng).unwrap())
                     .collect();
                 let mut finished = Vec::new();
                 start.wait();
@@ -127,7 +119,7 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                             Some(WatchError::Closed) => None,
                             Some(other) => panic!("unexpected end {other:?}"),
                             // Churn: now and then a watch is dropped and another opened.
-                            None if rng.below(500) == 0 => Some(cacher.revision()),
+                            None if rng.below(500) == 0 => Some(tracked.watch.revision()),
                             None => None,
                         };
                         if let Some(after) = restart {
@@ -142,7 +134,57 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
                 (live, finished)
             })
         })
+        .collect()
+}
+
+/// Checks every stream the consumers ran against `model`; returns how many.
+fn check(consumers: Vec<JoinHandle<Consumed>>, model: &Model) -> usize {
+    let mut checked = 0;
+    for handle in consumers {
+        let (live, finished) = handle.join().unwrap();
+        for tracked in finished {
+            tracked.check(model, false);
+            checked += 1;
+        }
+        for mut tracked in live {
+            while tracked.end.is_none() {
+                let item = next(&mut tracked.watch);
+                tracked.record(item);
+            }
+            tracked.check(model, true);
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn stress(policy: SlowWatcherPolicy, seed: u64) {
+    eprintln!("stress {policy:?} seed {seed}");
+    let (per_producer, per_thread) = sizes();
+    let changes = per_producer * PRODUCERS as u64;
+    let cacher = builder(policy, changes as usize + 1).build();
+    let log = cacher.watch(WatchOptions::new().start(Start::Revision(0)).buffer(usize::MAX >> 8)).unwrap();
+    let start = Arc::new(Barrier::new(PRODUCERS + CONSUMER_THREADS));
+
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|id| {
+            let producer = cacher.producer();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ ((id as u64 + 1) * 0x9E37_79B9));
+                start.wait();
+                for _ in 0..per_producer {
+                    let key = random_key(&mut rng);
+                    if rng.below(5) == 0 {
+                        producer.delete(key).unwrap();
+                    } else {
+                        producer.put(key, random_object(&mut rng)).unwrap();
+                    }
+                }
+            })
+        })
         .collect();
+    let consumers = consumers(&cacher, seed, (0, per_thread), &start);
 
     producers.into_iter().for_each(|handle| handle.join().unwrap());
     // Shutdown applies every accepted change; deletes of missing keys take no revision.
@@ -162,22 +204,78 @@ fn stress(policy: SlowWatcherPolicy, seed: u64) {
     let model = Model::from_events(&events);
     assert_eq!(model.revision() + cacher.stats().deletes_of_missing_keys, changes, "no change lost");
 
-    let mut checked = 0;
-    for handle in consumers {
-        let (live, finished) = handle.join().unwrap();
-        for tracked in finished {
-            tracked.check(&model, false);
-            checked += 1;
-        }
-        for mut tracked in live {
-            while tracked.end.is_none() {
-                let item = next(&mut tracked.watch);
-                tracked.record(item);
+    let checked = check(consumers, &model);
+    assert!(checked >= CONSUMER_THREADS * per_thread);
+    let stats = cacher.stats();
+    eprintln!("checked {checked} streams; parks {} terminations {}", stats.parks, stats.terminations);
+}
+
+fn random_key(rng: &mut Rng) -> String {
+    format!("{}/{}", ["a", "b"][rng.below(2) as usize], rng.below(50))
+}
+
+fn random_object(rng: &mut Rng) -> Obj {
+    Obj { node: NODES[rng.below(NODES.len() as u64) as usize].to_string(), value: rng.below(1000) as u32 }
+}
+
+/// One upstream writer: transactions at sparse revisions, progress, breaks (changes the
+/// cacher misses) and relists; it keeps the model of what the cacher was told.
+fn stress_upstream(policy: SlowWatcherPolicy, seed: u64) {
+    eprintln!("stress upstream {policy:?} seed {seed}");
+    let (writes, per_thread) = sizes();
+    // Room for every record: each write is at most three; each relist at most every key.
+    let window = writes as usize * 3 + (writes as usize / 50 + 1) * 100;
+    let (cacher, mut upstream) = builder(policy, window).upstream();
+    let mut truth: BTreeMap<String, Obj> = BTreeMap::new();
+    let mut revision = 1;
+    upstream.relist(revision, truth.clone()).unwrap();
+    let mut model = Model::loaded(revision, &truth);
+    common::settle(&cacher, revision);
+    let start = Arc::new(Barrier::new(1 + CONSUMER_THREADS));
+    let consumers = consumers(&cacher, seed, (revision, per_thread), &start);
+
+    let mut rng = Rng(seed ^ 0x5EED);
+    start.wait();
+    let mut broken = false;
+    for _ in 0..writes {
+        revision += 1 + rng.below(3);
+        match rng.below(50) {
+            0 => broken = true,
+            1 | 2 => {
+                broken = false;
+                model.relist(revision, &truth);
+                upstream.relist(revision, truth.clone()).unwrap();
             }
-            tracked.check(&model, true);
-            checked += 1;
+            3 | 4 if !broken => {
+                model.progress(revision);
+                upstream.progress(revision).unwrap();
+            }
+            _ => {
+                let mut changes: BTreeMap<String, Option<Obj>> = BTreeMap::new();
+                for _ in 0..1 + rng.below(3) {
+                    let object = (rng.below(5) != 0).then(|| random_object(&mut rng));
+                    changes.insert(random_key(&mut rng), object);
+                }
+                let changes: Vec<_> = changes.into_iter().collect();
+                for (key, object) in &changes {
+                    match object {
+                        Some(object) => truth.insert(key.clone(), object.clone()),
+                        None => truth.remove(key),
+                    };
+                }
+                if !broken {
+                    model.apply(revision, &changes);
+                    let changes = changes.into_iter().map(|(key, object)| match object {
+                        Some(object) => Change::put(key, object),
+                        None => Change::delete(key),
+                    });
+                    upstream.apply(revision, changes).unwrap();
+                }
+            }
         }
     }
+    cacher.shutdown();
+    let checked = check(consumers, &model);
     assert!(checked >= CONSUMER_THREADS * per_thread);
     let stats = cacher.stats();
     eprintln!("checked {checked} streams; parks {} terminations {}", stats.parks, stats.terminations);
@@ -199,4 +297,14 @@ fn stress_park() {
 #[test]
 fn stress_terminate() {
     stress(SlowWatcherPolicy::Terminate, seed());
+}
+
+#[test]
+fn stress_upstream_park() {
+    stress_upstream(SlowWatcherPolicy::Park, seed());
+}
+
+#[test]
+fn stress_upstream_terminate() {
+    stress_upstream(SlowWatcherPolicy::Terminate, seed());
 }

@@ -379,10 +379,12 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
     }
 
     /// Publishes the revision reached and the state: the window's revision first, so a
-    /// watch that starts from a state it listed finds every record up to it.
+    /// watch that starts from a state it listed finds every record up to it; then the
+    /// window may let go of what only the previous state needed.
     fn publish_state(&mut self, now: Duration) {
-        self.window.publish_revision(self.revision, now);
+        self.window.publish_revision(self.revision);
         self.store.publish();
+        self.window.trim(now);
     }
 
     /// After a batch: update the counters, publish the state, wake whoever waits for it.

@@ -144,7 +144,8 @@ fn window_reader_follows_appends_and_evictions_across_chunks() {
         });
         for revision in 1..=5 {
             writer.append(record(revision, revision - 1, true));
-            writer.publish_revision(revision, Duration::ZERO);
+            writer.publish_revision(revision);
+            writer.trim(Duration::ZERO);
         }
         reader.join().unwrap();
     });
@@ -186,7 +187,8 @@ fn window_maps_sparse_revisions_while_it_evicts() {
             for &(revision, since, ends) in records {
                 writer.append(record(revision, since, ends));
             }
-            writer.publish_revision(records[0].0, Duration::ZERO);
+            writer.publish_revision(records[0].0);
+            writer.trim(Duration::ZERO);
         }
         reader.join().unwrap();
     });

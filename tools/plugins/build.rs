@@ -1,5 +1,5 @@
-//! Generates the registration and consumer protocols' code with the system's `protoc` (Debian's
-//! `protobuf-compiler`; `PROTOC` names another).
+//! Generates the registration and consumer protocols' code with `protoc`: `PROTOC` (which
+//! `cargo xtask env` sets to a vendored one) or the `PATH`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["proto/pluginregistration.proto", "proto/consumer.proto"];
     for proto in protos {
