@@ -17,12 +17,11 @@ mod model;
 
 use common::{next, settle};
 use futures::executor::block_on;
-use model::{FilterSpec, Model, Obj, Tracked};
+use model::{FilterSpec, Model, Obj, Tracked, UpstreamWriter};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use watchcache::{
-    At, Cacher, CacherBuilder, Change, ConditionalError, List, ListError, ListOptions, ManualClock,
+    At, Cacher, CacherBuilder, ConditionalError, List, ListError, ListOptions, ManualClock,
     SlowWatcherPolicy, Start, WatchError, WatchOptions,
 };
 
@@ -316,64 +315,33 @@ fn upstream_op() -> impl Strategy<Value = UpstreamOp> {
 }
 
 fn run_upstream(ops: Vec<UpstreamOp>, policy: SlowWatcherPolicy, window: usize) {
-    let (cacher, mut upstream) = builder(policy, window).upstream();
-    // The upstream's own state and revision; the cacher sees them unless broken.
-    let mut truth: BTreeMap<String, Obj> = BTreeMap::new();
-    let mut revision = 3;
-    upstream.relist(revision, truth.clone()).unwrap();
-    let mut model = Model::loaded(revision, &truth);
-    let mut broken = false;
+    let (cacher, upstream) = builder(policy, window).upstream();
+    let mut writer = UpstreamWriter::loaded(upstream, 3);
     let mut watches: Vec<Tracked> = Vec::new();
-
     for op in ops {
         match op {
             UpstreamOp::Apply { changes, skip } => {
-                revision += 1 + skip;
-                let changes: Vec<(String, Option<Obj>)> = changes
+                let changes = changes
                     .into_iter()
                     .map(|(key, object)| {
                         let object = object.map(|(node, value)| Obj { node: NODES[node].to_string(), value });
                         (KEYS[key].to_string(), object)
                     })
                     .collect();
-                for (key, object) in &changes {
-                    match object {
-                        Some(object) => truth.insert(key.clone(), object.clone()),
-                        None => truth.remove(key),
-                    };
-                }
-                if !broken {
-                    model.apply(revision, &changes);
-                    let changes = changes.into_iter().map(|(key, object)| match object {
-                        Some(object) => Change::put(key, object),
-                        None => Change::delete(key),
-                    });
-                    upstream.apply(revision, changes).unwrap();
-                }
+                writer.apply(skip, changes);
             }
-            UpstreamOp::Progress { skip } => {
-                revision += skip;
-                if !broken {
-                    model.progress(revision);
-                    upstream.progress(revision).unwrap();
-                }
-            }
-            UpstreamOp::Break => broken = true,
-            UpstreamOp::Relist { skip } => {
-                revision += skip;
-                broken = false;
-                model.relist(revision, &truth);
-                upstream.relist(revision, truth.clone()).unwrap();
-            }
+            UpstreamOp::Progress { skip } => writer.progress(skip),
+            UpstreamOp::Break => writer.break_watch(),
+            UpstreamOp::Relist { skip } => writer.relist(skip),
             UpstreamOp::Read(read) => {
                 // Reads see what the cacher has applied: wait for it, as a client of a
                 // replica would wait for the revision it asks about.
-                settle(&cacher, model.revision());
-                apply_read(&cacher, &model, &mut watches, read);
+                settle(&cacher, writer.model.revision());
+                apply_read(&cacher, &writer.model, &mut watches, read);
             }
         }
     }
-    finish(cacher, &model, &mut watches);
+    finish(cacher, &writer.model, &mut watches);
 }
 
 /// The longest operation sequence: shorter under Miri, which interprets every step.

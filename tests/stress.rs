@@ -7,12 +7,12 @@ mod common;
 mod model;
 
 use common::next;
-use model::{FilterSpec, Model, Obj, Tracked};
+use model::{FilterSpec, Model, Obj, Tracked, UpstreamWriter};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use watchcache::{
-    Cacher, CacherBuilder, Change, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError, WatchOptions,
+    Cacher, CacherBuilder, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError, WatchOptions,
 };
 
 const PRODUCERS: usize = 3;
@@ -225,57 +225,32 @@ fn stress_upstream(policy: SlowWatcherPolicy, seed: u64) {
     let (writes, per_thread) = sizes();
     // Room for every record: each write is at most three; each relist at most every key.
     let window = writes as usize * 3 + (writes as usize / 50 + 1) * 100;
-    let (cacher, mut upstream) = builder(policy, window).upstream();
-    let mut truth: BTreeMap<String, Obj> = BTreeMap::new();
-    let mut revision = 1;
-    upstream.relist(revision, truth.clone()).unwrap();
-    let mut model = Model::loaded(revision, &truth);
-    common::settle(&cacher, revision);
+    let (cacher, upstream) = builder(policy, window).upstream();
+    let mut writer = UpstreamWriter::loaded(upstream, 1);
+    common::settle(&cacher, writer.revision());
     let start = Arc::new(Barrier::new(1 + CONSUMER_THREADS));
-    let consumers = consumers(&cacher, seed, (revision, per_thread), &start);
+    let consumers = consumers(&cacher, seed, (writer.revision(), per_thread), &start);
 
     let mut rng = Rng(seed ^ 0x5EED);
     start.wait();
-    let mut broken = false;
     for _ in 0..writes {
-        revision += 1 + rng.below(3);
+        let skip = rng.below(3);
         match rng.below(50) {
-            0 => broken = true,
-            1 | 2 => {
-                broken = false;
-                model.relist(revision, &truth);
-                upstream.relist(revision, truth.clone()).unwrap();
-            }
-            3 | 4 if !broken => {
-                model.progress(revision);
-                upstream.progress(revision).unwrap();
-            }
+            0 => writer.break_watch(),
+            1 | 2 => writer.relist(skip + 1),
+            3 | 4 => writer.progress(skip + 1),
             _ => {
                 let mut changes: BTreeMap<String, Option<Obj>> = BTreeMap::new();
                 for _ in 0..1 + rng.below(3) {
                     let object = (rng.below(5) != 0).then(|| random_object(&mut rng));
                     changes.insert(random_key(&mut rng), object);
                 }
-                let changes: Vec<_> = changes.into_iter().collect();
-                for (key, object) in &changes {
-                    match object {
-                        Some(object) => truth.insert(key.clone(), object.clone()),
-                        None => truth.remove(key),
-                    };
-                }
-                if !broken {
-                    model.apply(revision, &changes);
-                    let changes = changes.into_iter().map(|(key, object)| match object {
-                        Some(object) => Change::put(key, object),
-                        None => Change::delete(key),
-                    });
-                    upstream.apply(revision, changes).unwrap();
-                }
+                writer.apply(skip, changes.into_iter().collect());
             }
         }
     }
     cacher.shutdown();
-    let checked = check(consumers, &model);
+    let checked = check(consumers, &writer.model);
     assert!(checked >= CONSUMER_THREADS * per_thread);
     let stats = cacher.stats();
     eprintln!("checked {checked} streams; parks {} terminations {}", stats.parks, stats.terminations);

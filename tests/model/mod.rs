@@ -348,3 +348,69 @@ impl Model {
         model
     }
 }
+
+/// An upstream writing to a cacher, and the model of what the cacher was told: the
+/// upstream's own state goes on changing while its watch is broken, and the next relist
+/// brings the cacher (and the model) to it.
+pub struct UpstreamWriter {
+    handle: watchcache::Upstream<Obj>,
+    truth: BTreeMap<String, Obj>,
+    broken: bool,
+    revision: u64,
+    pub model: Model,
+}
+
+impl UpstreamWriter {
+    /// Loads `handle`'s cacher, empty, at `revision`.
+    pub fn loaded(mut handle: watchcache::Upstream<Obj>, revision: u64) -> Self {
+        let truth = BTreeMap::new();
+        handle.relist(revision, truth.clone()).unwrap();
+        Self { handle, model: Model::loaded(revision, &truth), truth, broken: false, revision }
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// `changes` (to distinct keys) at a revision `skip` after the next one; the cacher
+    /// sees them unless the watch is broken.
+    pub fn apply(&mut self, skip: u64, changes: Vec<(String, Option<Obj>)>) {
+        self.revision += 1 + skip;
+        for (key, object) in &changes {
+            match object {
+                Some(object) => self.truth.insert(key.clone(), object.clone()),
+                None => self.truth.remove(key),
+            };
+        }
+        if !self.broken {
+            self.model.apply(self.revision, &changes);
+            let changes = changes.into_iter().map(|(key, object)| match object {
+                Some(object) => watchcache::Change::put(key, object),
+                None => watchcache::Change::delete(key),
+            });
+            self.handle.apply(self.revision, changes).unwrap();
+        }
+    }
+
+    /// Progress `skip` revisions on (unseen while broken).
+    pub fn progress(&mut self, skip: u64) {
+        self.revision += skip;
+        if !self.broken {
+            self.model.progress(self.revision);
+            self.handle.progress(self.revision).unwrap();
+        }
+    }
+
+    /// The upstream's watch breaks: the cacher misses changes until the next relist.
+    pub fn break_watch(&mut self) {
+        self.broken = true;
+    }
+
+    /// The whole state, `skip` revisions on; ends a break.
+    pub fn relist(&mut self, skip: u64) {
+        self.revision += skip;
+        self.broken = false;
+        self.model.relist(self.revision, &self.truth);
+        self.handle.relist(self.revision, self.truth.clone()).unwrap();
+    }
+}

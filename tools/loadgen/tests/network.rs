@@ -9,7 +9,7 @@ use watchcache_server::{Server, Settings};
 fn every_delivery_arrives_over_http_and_each_event_is_encoded_once() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (address, stop) = runtime.block_on(async {
-        let server = Server::new(Settings::default()).unwrap();
+        let server = Server::new(Settings::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,8 +1,8 @@
 //! Discovery: what `kubectl` reads to learn which resources exist and what they are
 //! called (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`, `/version`).
 
-use crate::api::AppState;
-use crate::resource::Served;
+use crate::registry::Served;
+use crate::state::AppState;
 use crate::status::ApiError;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};

@@ -4,7 +4,12 @@
 //!
 //! Each served resource (core `v1` `configmaps` and `pods`, and any custom resource named
 //! in [`Settings::resources`]) is one [`watchcache::Cacher`] of Kubernetes-shaped JSON
-//! objects keyed `{resource}/{namespace}/{name}`. The server answers:
+//! objects keyed `{resource}/{namespace}/{name}`, in front of a storage
+//! ([`Settings::storage`]): the server's own memory (the default; the data lives as long
+//! as the process), or etcd, shared by any number of servers, with each object's
+//! `resourceVersion` its key's `mod_revision`. Writes go to the storage, reads and
+//! watches come from the cacher, which a reflector keeps equal to etcd; a compaction past
+//! the reflector's watch relists without closing a client's watch. The server answers:
 //!
 //! - **list** `GET /api/v1/namespaces/{ns}/{resource}` (or `/api/v1/{resource}` for every
 //!   namespace, or `/apis/{group}/{version}/…`) with `labelSelector`, `fieldSelector`
@@ -39,37 +44,62 @@
 //! use watchcache_server::{Server, Settings};
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let server = Server::new(Settings::default()).expect("valid settings");
+//! let server = Server::new(Settings::default()).await.expect("valid settings");
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
 
-mod api;
 mod discovery;
+mod list;
 mod metrics;
 mod object;
+mod query;
+mod registry;
 mod resource;
+mod routes;
 mod selector;
 mod serve;
+mod state;
 mod status;
+mod storage;
 mod watch;
+mod write;
 
 pub use object::Object;
 pub use resource::ResourceDef;
 pub use selector::{FieldSelector, LabelSelector};
-pub use serve::Server;
+pub use serve::{Server, ServerError};
 pub use status::ApiError;
 
 use std::time::Duration;
 use watchcache::SlowWatcherPolicy;
 
-/// How the server is set up. `Default` serves `configmaps` and `pods` with the cacher's
-/// own defaults.
+/// Where the objects live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageSettings {
+    /// In the server's own memory (the default): no other process, and the data lives
+    /// only as long as the process.
+    #[default]
+    Memory,
+    /// In etcd, shared by every server on it and durable.
+    Etcd {
+        /// The etcd members' client URLs (kube-apiserver's `--etcd-servers`).
+        servers: Vec<String>,
+        /// The key prefix every object lives under (kube-apiserver's `--etcd-prefix`).
+        prefix: String,
+    },
+}
+
+/// How the server is set up. `Default` serves `configmaps` and `pods` from memory with
+/// the cacher's own defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The resources served, each with its own cacher.
     pub resources: Vec<ResourceDef>,
+    /// Where the objects live.
+    pub storage: StorageSettings,
     /// Events each cacher keeps for resuming watches and exact lists; `None` for the
     /// cacher's default (growing from 100 to 102,400 while under 75 s of history).
     pub window: Option<usize>,
@@ -91,6 +121,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             resources: vec![ResourceDef::config_maps(), ResourceDef::pods()],
+            storage: StorageSettings::Memory,
             window: None,
             watcher_buffer: None,
             slow_watcher_policy: SlowWatcherPolicy::Park,

@@ -6,16 +6,25 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use watchcache::SlowWatcherPolicy;
-use watchcache_server::{ResourceDef, Server, Settings};
+use watchcache_server::{ResourceDef, Server, Settings, StorageSettings};
 
 /// Serves configmaps, pods and any resource named with --resource over the Kubernetes
-/// list/watch API, from embedded watchcache cachers (no other process).
+/// list/watch API from watchcache cachers: of the server's own memory by default, or of
+/// etcd with --etcd-servers.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Flags {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// etcd members' client URLs, comma-separated (e.g. http://127.0.0.1:2379): keep the
+    /// objects in etcd, shared by every server on it. Without it, they live in this
+    /// process's memory only.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// The etcd key prefix objects live under.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
     /// A further resource, as GROUP/VERSION/PLURAL/Kind (e.g. example.com/v1/widgets/Widget); repeatable.
     #[arg(long = "resource", value_parser = ResourceDef::parse)]
     resources: Vec<ResourceDef>,
@@ -56,7 +65,13 @@ async fn main() -> ExitCode {
         )
         .init();
     let flags = Flags::parse();
+    let storage = if flags.etcd_servers.is_empty() {
+        StorageSettings::Memory
+    } else {
+        StorageSettings::Etcd { servers: flags.etcd_servers.clone(), prefix: flags.etcd_prefix.clone() }
+    };
     let mut settings = Settings {
+        storage: storage.clone(),
         window: flags.window,
         watcher_buffer: flags.watcher_buffer,
         slow_watcher_policy: match flags.slow_watchers {
@@ -69,7 +84,7 @@ async fn main() -> ExitCode {
         ..Settings::default()
     };
     settings.resources.extend(flags.resources);
-    let server = match Server::new(settings) {
+    let server = match Server::new(settings).await {
         Ok(server) => server,
         Err(error) => {
             eprintln!("watchcache-server: {error}");
@@ -86,7 +101,12 @@ async fn main() -> ExitCode {
     // The bound address, which differs from the flag's for port 0.
     let address =
         listener.local_addr().map_or_else(|_| flags.listen.to_string(), |address| address.to_string());
-    tracing::info!(%address, "serving");
+    match storage {
+        StorageSettings::Etcd { servers, prefix } => {
+            tracing::info!(%address, ?servers, %prefix, "serving from etcd");
+        }
+        _ => tracing::info!(%address, "serving from memory: the data lives only as long as this process"),
+    }
     match server.serve(listener, terminated()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

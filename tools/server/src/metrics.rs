@@ -39,6 +39,9 @@ pub(crate) struct ResourceMetrics {
     /// Events written to watch responses.
     pub(crate) deliveries: Counter,
     pub(crate) watches_open: Gauge,
+    /// Lists of the resource from its storage into its cacher (on etcd: one at start, one
+    /// after each watch etcd compacted away).
+    pub(crate) relists: Counter,
 }
 
 /// The server's metrics and their registry.
@@ -48,6 +51,7 @@ pub(crate) struct Metrics {
     encodes: Family<ResourceLabel, Counter>,
     deliveries: Family<ResourceLabel, Counter>,
     watches_open: Family<ResourceLabel, Gauge>,
+    relists: Family<ResourceLabel, Counter>,
     cachers: Cachers,
 }
 
@@ -57,6 +61,7 @@ impl Metrics {
         let encodes = Family::<ResourceLabel, Counter>::default();
         let deliveries = Family::<ResourceLabel, Counter>::default();
         let watches_open = Family::<ResourceLabel, Gauge>::default();
+        let relists = Family::<ResourceLabel, Counter>::default();
         registry.register(
             "encodes",
             "Objects encoded to JSON (once per write, not per watcher)",
@@ -64,9 +69,14 @@ impl Metrics {
         );
         registry.register("deliveries", "Events written to watch responses", deliveries.clone());
         registry.register("watches_open", "Watch responses open", watches_open.clone());
+        registry.register(
+            "relists",
+            "Lists from the storage into the cacher (on etcd: at start, and after a compacted watch)",
+            relists.clone(),
+        );
         let cachers = Arc::new(Mutex::new(Vec::new()));
         registry.register_collector(Box::new(CacherStats { cachers: cachers.clone() }));
-        Self { registry, encodes, deliveries, watches_open, cachers }
+        Self { registry, encodes, deliveries, watches_open, relists, cachers }
     }
 
     /// Creates `plural`'s series (present from the start, at zero) and hands back their
@@ -78,6 +88,7 @@ impl Metrics {
             encodes: self.encodes.get_or_create(&label).clone(),
             deliveries: self.deliveries.get_or_create(&label).clone(),
             watches_open: self.watches_open.get_or_create(&label).clone(),
+            relists: self.relists.get_or_create(&label).clone(),
         };
         self.cachers.lock().unwrap_or_else(PoisonError::into_inner).push((label, cacher.clone()));
         handles

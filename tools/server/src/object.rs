@@ -13,9 +13,13 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// One stored object. Its revision is written in by the cacher when the put is applied
-/// (see [`watchcache::CacherBuilder::stamp_revision`]).
-#[derive(Debug)]
+/// One stored object. Its revision is the one that last wrote it: written in by the
+/// cacher when the put is applied (see [`watchcache::CacherBuilder::stamp_revision`]),
+/// or etcd's `mod_revision`.
+///
+/// Two objects are equal when they are the same write: the same revision and encoding
+/// (which is how a relist tells an unchanged object).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Object {
     namespace: String,
     name: String,
@@ -31,7 +35,9 @@ pub struct Object {
     tail: Bytes,
 }
 
-/// Who an object is, as the server assigns it on create and keeps on replace.
+/// Who an object is, as the server assigns it on create and keeps on replace. Empty for
+/// an object someone wrote to etcd without them (nothing is made up on read: every server
+/// must read the same object).
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub(crate) uid: String,
@@ -101,6 +107,13 @@ impl Submitted {
         self.metadata.get("name").and_then(Value::as_str)
     }
 
+    /// The identity the body carries (a stored object's).
+    fn stored_identity(&self) -> Identity {
+        let field =
+            |name: &str| self.metadata.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        Identity { uid: field("uid"), created: field("creationTimestamp") }
+    }
+
     /// `metadata.name`, or a name made from `metadata.generateName` and `uid`.
     pub(crate) fn name(&self, uid: &str) -> Result<String, ApiError> {
         let name = match (self.metadata.get("name"), self.metadata.get("generateName")) {
@@ -158,8 +171,13 @@ impl Submitted {
         self.metadata.remove("generateName");
         self.metadata.insert("name".into(), Value::String(name.clone()));
         self.metadata.insert("namespace".into(), Value::String(namespace.into()));
-        self.metadata.insert("uid".into(), Value::String(identity.uid.clone()));
-        self.metadata.insert("creationTimestamp".into(), Value::String(identity.created.clone()));
+        for (field, value) in [("uid", &identity.uid), ("creationTimestamp", &identity.created)] {
+            if value.is_empty() {
+                self.metadata.remove(field);
+            } else {
+                self.metadata.insert(field.into(), Value::String(value.clone()));
+            }
+        }
         let tail = encode_tail(&self.metadata, &self.body);
         Ok(Object {
             namespace: namespace.into(),
@@ -219,6 +237,35 @@ impl Object {
     /// The revision that last wrote this object (its `metadata.resourceVersion`).
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// `metadata.uid` (empty if it has none).
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The object as etcd holds it: its JSON with an empty `resourceVersion` (the key's
+    /// `mod_revision` is its revision), as kube-apiserver stores objects without one.
+    pub(crate) fn to_stored(&self, head: &[u8]) -> Vec<u8> {
+        let mut stored = Vec::with_capacity(head.len() + self.tail.len());
+        stored.extend_from_slice(head);
+        stored.extend_from_slice(&self.tail);
+        stored
+    }
+
+    /// An object etcd holds at `revision` under `namespace`/`name`: one this server
+    /// stored, or any JSON object of the resource someone else wrote there.
+    pub(crate) fn from_stored(
+        bytes: &[u8],
+        revision: u64,
+        (kind, api_version, node_name_field): (&str, &str, bool),
+        (namespace, name): (&str, &str),
+    ) -> Result<Self, ApiError> {
+        let submitted = Submitted::parse(bytes, kind, api_version)?;
+        let identity = submitted.stored_identity();
+        let mut object = submitted.into_object(namespace, name.to_owned(), identity, node_name_field)?;
+        object.revision = revision;
+        Ok(object)
     }
 
     pub(crate) fn set_revision(&mut self, revision: u64) {
@@ -333,6 +380,25 @@ mod tests {
             assert!(error.message().contains(reason), "{body}: {}", error.message());
             assert_eq!(error.code(), 400);
         }
+    }
+
+    #[test]
+    fn the_stored_form_reads_back_as_the_same_object() {
+        let object = stored(r#"{"metadata":{"name":"a","labels":{"app":"x"}},"data":{"k":"v"}}"#);
+        let head = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"resourceVersion":""#;
+        let bytes = object.to_stored(head);
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["metadata"]["resourceVersion"], "", "etcd's mod_revision is the revision");
+        let read = Object::from_stored(&bytes, 7, ("ConfigMap", "v1", false), ("default", "a")).unwrap();
+        assert_eq!((read.revision(), read.uid(), read.labels()), (7, "u-1", object.labels()));
+        let mut again = read;
+        again.set_revision(0);
+        assert_eq!(again, object, "the same encoding");
+        // Someone else's JSON, without an identity: nothing is made up.
+        let bare =
+            Object::from_stored(br#"{"data":{"k":"v"}}"#, 9, ("ConfigMap", "v1", false), ("default", "b"))
+                .unwrap();
+        assert_eq!((bare.name(), bare.uid()), ("b", ""));
     }
 
     #[test]

@@ -1,13 +1,5 @@
-//! The served resources: what each is called on the wire, and the cacher that holds it.
-
-use crate::metrics::{Metrics, ResourceMetrics};
-use crate::object::Object;
-use crate::status::ApiError;
-use crate::Settings;
-use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::Arc;
-use watchcache::{Cacher, Producer};
+//! The served resources' definitions: what each is called on the wire, and where its
+//! objects live — the cacher's keys, and etcd's, laid out as kube-apiserver lays them.
 
 /// A resource type as Kubernetes names it. All are namespaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,128 +81,60 @@ impl ResourceDef {
             format!("{}/{}", self.group, self.version)
         }
     }
-}
 
-/// One served resource: its definition, its cacher and what requests need of it.
-pub(crate) struct Served {
-    pub(crate) def: ResourceDef,
-    pub(crate) cacher: Cacher<Object>,
-    pub(crate) producer: Producer<Object>,
-    /// Every object's encoding up to its `resourceVersion` value.
-    pub(crate) head: Bytes,
-    pub(crate) api_version: String,
-    pub(crate) metrics: ResourceMetrics,
-}
-
-impl std::fmt::Debug for Served {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Served").field("def", &self.def).field("revision", &self.cacher.revision()).finish()
-    }
-}
-
-impl Served {
-    fn new(def: ResourceDef, settings: &Settings, metrics: &Metrics) -> Self {
-        let mut builder = Cacher::builder()
-            .stamp_revision(Object::set_revision)
-            .slow_watcher_policy(settings.slow_watcher_policy);
-        if let Some(window) = settings.window {
-            builder = builder.window_capacity(window);
-        }
-        if let Some(buffer) = settings.watcher_buffer {
-            builder = builder.watcher_buffer(buffer);
-        }
-        if def.node_name {
-            // Unscheduled pods are under "" (`spec.nodeName=` selects them), as in Kubernetes.
-            builder = builder.trigger(|pod: &Object| Some(pod.node_name().unwrap_or("")));
-        }
-        let cacher = builder.build();
-        let metrics = metrics.register_resource(&def.plural, &cacher);
-        let api_version = def.api_version();
-        let head = Bytes::from(
-            format!(
-                r#"{{"apiVersion":"{api_version}","kind":"{}","metadata":{{"resourceVersion":""#,
-                def.kind
-            )
-            .into_bytes(),
-        );
-        Self { producer: cacher.producer(), cacher, head, api_version, metrics, def }
-    }
-
-    /// The key of `name` in `namespace`.
+    /// The cacher's key of `name` in `namespace`: `{plural}/{namespace}/{name}`.
     pub(crate) fn key(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{namespace}/{name}", self.def.plural)
+        format!("{}/{namespace}/{name}", self.plural)
     }
 
-    /// The key prefix of a namespace, or of every namespace.
+    /// The cacher's key prefix of a namespace, or of every namespace.
     pub(crate) fn prefix(&self, namespace: Option<&str>) -> String {
         match namespace {
-            Some(namespace) => format!("{}/{namespace}/", self.def.plural),
-            None => format!("{}/", self.def.plural),
+            Some(namespace) => format!("{}/{namespace}/", self.plural),
+            None => format!("{}/", self.plural),
         }
     }
-}
 
-/// Every served resource, by group, version and plural.
-#[derive(Debug)]
-pub(crate) struct Registry {
-    by_path: HashMap<(String, String, String), Arc<Served>>,
-    /// In the order given, for discovery.
-    pub(crate) all: Vec<Arc<Served>>,
-}
-
-impl Registry {
-    pub(crate) fn new(settings: &Settings, metrics: &Metrics) -> Result<Self, String> {
-        let mut registry = Self { by_path: HashMap::new(), all: Vec::new() };
-        for def in &settings.resources {
-            let path = (def.group.clone(), def.version.clone(), def.plural.clone());
-            if registry.by_path.contains_key(&path) {
-                return Err(format!("resource {} is named twice", def.plural));
-            }
-            let served = Arc::new(Served::new(def.clone(), settings, metrics));
-            registry.by_path.insert(path, served.clone());
-            registry.all.push(served);
+    /// The etcd key prefix of every object, under `root` (e.g. `/registry`):
+    /// `{root}/{plural}/` for the core group, `{root}/{group}/{plural}/` for others, as
+    /// kube-apiserver lays them out.
+    pub(crate) fn etcd_prefix(&self, root: &str) -> String {
+        let root = root.trim_end_matches('/');
+        if self.group.is_empty() {
+            format!("{root}/{}/", self.plural)
+        } else {
+            format!("{root}/{}/{}/", self.group, self.plural)
         }
-        Ok(registry)
     }
 
-    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Result<&Arc<Served>, ApiError> {
-        self.by_path.get(&(group.to_owned(), version.to_owned(), plural.to_owned())).ok_or_else(|| {
-            let path = if group.is_empty() {
-                format!("/api/{version}/{plural}")
-            } else {
-                format!("/apis/{group}/{version}/{plural}")
-            };
-            ApiError::no_such_path(&path)
-        })
-    }
-
-    /// The groups other than core, each with its versions, in order of first mention.
-    pub(crate) fn groups(&self) -> Vec<(String, Vec<String>)> {
-        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-        for served in &self.all {
-            let def = &served.def;
-            if def.group.is_empty() {
-                continue;
-            }
-            match groups.iter_mut().find(|(group, _)| *group == def.group) {
-                Some((_, versions)) if !versions.contains(&def.version) => versions.push(def.version.clone()),
-                Some(_) => {}
-                None => groups.push((def.group.clone(), vec![def.version.clone()])),
-            }
-        }
-        groups
-    }
-
-    pub(crate) fn shutdown(&self) {
-        for served in &self.all {
-            served.cacher.shutdown();
-        }
+    /// The namespace and name an etcd key under `etcd_prefix` names, if it names one.
+    pub(crate) fn parse_etcd_key<'k>(etcd_prefix: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let (namespace, name) = key.strip_prefix(etcd_prefix)?.split_once('/')?;
+        (!namespace.is_empty() && !name.is_empty() && !name.contains('/')).then_some((namespace, name))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::ResourceDef;
+
+    #[test]
+    fn keys_are_laid_out_as_kube_apiserver_lays_them() {
+        let maps = ResourceDef::config_maps();
+        assert_eq!(maps.etcd_prefix("/registry"), "/registry/configmaps/");
+        let widgets = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
+        assert_eq!(widgets.etcd_prefix("/registry/"), "/registry/example.com/widgets/");
+        let prefix = maps.etcd_prefix("/registry");
+        assert_eq!(
+            ResourceDef::parse_etcd_key(&prefix, "/registry/configmaps/default/a"),
+            Some(("default", "a"))
+        );
+        for stray in
+            ["/registry/configmaps/default", "/registry/configmaps/a/b/c", "/registry/pods/default/a"]
+        {
+            assert_eq!(ResourceDef::parse_etcd_key(&prefix, stray), None, "{stray}");
+        }
+    }
 
     #[test]
     fn custom_resources_parse_from_the_command_line_form() {

@@ -1,4 +1,5 @@
-//! Label and field selectors, in Kubernetes' syntax.
+//! Label and field selectors, in Kubernetes' syntax, and the selection of a list or
+//! watch they make together with its namespace.
 //!
 //! Labels: comma-separated requirements, each `key=value` (or `==`), `key!=value`,
 //! `key in (a,b)`, `key notin (a,b)`, `key` (exists) or `!key` (does not exist).
@@ -6,8 +7,84 @@
 //! `metadata.namespace`, and `spec.nodeName` for resources that index it (pods).
 
 use crate::object::Object;
+use crate::resource::ResourceDef;
 use crate::status::ApiError;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use watchcache::{ListOptions, WatchOptions};
+
+/// `options` (a list's or a watch's: they share the filter setters) narrowed to what
+/// `selection` selects.
+macro_rules! select {
+    ($options:expr, $selection:expr) => {{
+        let selection = $selection;
+        let mut options = $options.prefix(selection.prefix.clone());
+        if let Some(node_name) = &selection.node_name {
+            options = options.trigger(node_name.clone());
+        }
+        if let Some(predicate) = selection.predicate.clone() {
+            options = options.predicate(move |object| predicate(object));
+        }
+        options
+    }};
+}
+
+/// The selectors the index does not serve, as one test.
+pub(crate) type Predicate = Arc<dyn Fn(&Object) -> bool + Send + Sync>;
+
+/// What a list or watch selects: the namespace's key prefix, the trigger value of a
+/// `spec.nodeName=` term (served by the cacher's index), and a predicate for the rest.
+#[derive(Clone)]
+pub(crate) struct Selection {
+    pub(crate) prefix: String,
+    pub(crate) node_name: Option<String>,
+    pub(crate) predicate: Option<Predicate>,
+}
+
+impl std::fmt::Debug for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selection")
+            .field("prefix", &self.prefix)
+            .field("node_name", &self.node_name)
+            .field("predicate", &self.predicate.is_some())
+            .finish()
+    }
+}
+
+impl Selection {
+    /// The selection of `def`'s objects in `namespace` (every namespace for `None`) that
+    /// match the `labelSelector` and `fieldSelector` values given.
+    pub(crate) fn parse(
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        (labels, fields): (Option<&str>, Option<&str>),
+    ) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(labels.unwrap_or(""))?;
+        let mut fields = FieldSelector::parse(fields.unwrap_or(""), def.node_name)?;
+        let node_name = fields.take_node_name();
+        let predicate: Option<Predicate> = if labels.is_empty() && fields.is_empty() {
+            None
+        } else {
+            Some(Arc::new(move |object: &Object| labels.matches(object.labels()) && fields.matches(object)))
+        };
+        Ok(Self { prefix: def.prefix(namespace), node_name, predicate })
+    }
+
+    /// Whether `object`, at `key`, is selected.
+    pub(crate) fn matches(&self, key: &str, object: &Object) -> bool {
+        key.starts_with(&self.prefix)
+            && self.node_name.as_deref().is_none_or(|node| object.node_name().unwrap_or("") == node)
+            && self.predicate.as_ref().is_none_or(|predicate| predicate(object))
+    }
+
+    pub(crate) fn list_options(&self) -> ListOptions<Object> {
+        select!(ListOptions::new(), self)
+    }
+
+    pub(crate) fn watch_options(&self) -> WatchOptions<Object> {
+        select!(WatchOptions::new(), self)
+    }
+}
 
 /// A parsed `labelSelector`; matches every object when empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

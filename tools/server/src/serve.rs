@@ -1,10 +1,11 @@
 //! The server: its state, its router, and the connection loop with a write timeout per
 //! connection and graceful shutdown.
 
-use crate::api::{self, AppState, State};
 use crate::metrics::Metrics;
-use crate::resource::Registry;
-use crate::Settings;
+use crate::registry::{Backing, Registry};
+use crate::routes;
+use crate::state::{AppState, State};
+use crate::{Settings, StorageSettings};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -27,14 +28,49 @@ pub struct Server {
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
+/// Why a server could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Two resources share a group, version and plural.
+    #[error("resource {0} is named twice")]
+    ResourceNamedTwice(String),
+    /// The etcd endpoints cannot be used.
+    #[error("cannot use the etcd servers {servers:?}: {reason}")]
+    Etcd {
+        /// The endpoints given.
+        servers: Vec<String>,
+        /// What is wrong with them.
+        reason: String,
+    },
+}
+
 impl Server {
-    /// Builds the cachers of `settings.resources` (each starts its dispatcher thread).
+    /// Builds the cachers of `settings.resources` (each starts its dispatcher thread) on
+    /// the storage `settings.storage` names; on etcd, starts each resource's reflector on
+    /// the current tokio runtime (`/readyz` answers 503 until each has listed).
     ///
     /// # Errors
-    /// A resource named twice.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    /// A resource named twice; etcd endpoints that are not URLs.
+    pub async fn new(settings: Settings) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
-        let registry = Registry::new(&settings, &metrics)?;
+        let client = match &settings.storage {
+            StorageSettings::Memory => None,
+            StorageSettings::Etcd { servers, .. } => Some(
+                etcd_client::Client::connect(
+                    servers,
+                    Some(etcd_client::ConnectOptions::new().with_keep_alive_while_idle(true)),
+                )
+                .await
+                .map_err(|error| ServerError::Etcd { servers: servers.clone(), reason: error.to_string() })?,
+            ),
+        };
+        let backing = match (&settings.storage, &client) {
+            (StorageSettings::Etcd { prefix, .. }, Some(client)) => Backing::Etcd { client, prefix },
+            _ => Backing::Memory,
+        };
+        let registry =
+            Registry::new(&settings, &metrics, &backing).map_err(ServerError::ResourceNamedTwice)?;
         let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
         let watch_slots = Arc::new(Semaphore::new(settings.max_watches));
         let state = Arc::new(State { registry, metrics, settings, watch_slots, shutting_down });
@@ -44,7 +80,7 @@ impl Server {
     /// The API as an [`axum::Router`], to mount in another server. Watches it serves end
     /// when [`Server::begin_shutdown`] is called.
     pub fn router(&self) -> Router {
-        api::router(self.state.clone())
+        routes::router(self.state.clone())
     }
 
     /// Ends every open watch cleanly (after the lines it has) and refuses none of the

@@ -15,11 +15,29 @@ pub struct ApiError {
     message: String,
     retry_after: Option<Duration>,
     details: Option<(String, String)>,
+    /// `details.causes[0]`.
+    cause: Option<Cause>,
+}
+
+/// A machine-readable cause in a `Status`'s details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// A read at a `resourceVersion` the server has not reached (kube-apiserver's).
+    ResourceVersionTooLarge,
+}
+
+impl Cause {
+    /// The cause's type and message, as kube-apiserver writes them.
+    fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            Self::ResourceVersionTooLarge => ("ResourceVersionTooLarge", "Too large resource version"),
+        }
+    }
 }
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), retry_after: None, details: None }
+        Self { code, reason, message: message.into(), retry_after: None, details: None, cause: None }
     }
 
     fn about(mut self, kind: &str, name: &str) -> Self {
@@ -91,7 +109,8 @@ impl ApiError {
         )
     }
 
-    /// A revision not reached in time (Kubernetes answers 504 `Timeout` with a retry).
+    /// A revision not reached in time: as kube-apiserver, 504 `Timeout` with the cause
+    /// `ResourceVersionTooLarge` and a retry in a second.
     pub(crate) fn too_new(requested: u64, current: u64) -> Self {
         let mut error = Self::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -99,6 +118,7 @@ impl ApiError {
             format!("too large resource version: {requested}, current: {current}"),
         );
         error.retry_after = Some(Duration::from_secs(1));
+        error.cause = Some(Cause::ResourceVersionTooLarge);
         error
     }
 
@@ -157,6 +177,9 @@ impl ApiError {
         }
         if let Some(retry_after) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(retry_after.as_secs().max(1));
+        }
+        if let Some((cause, message)) = self.cause.map(Cause::parts) {
+            status["details"]["causes"] = json!([{ "reason": cause, "message": message }]);
         }
         status
     }

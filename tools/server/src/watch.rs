@@ -5,9 +5,11 @@
 //! at `timeoutSeconds`, when the server shuts down (cleanly, after the lines it has), or
 //! after an `ERROR` event when the watch cannot go on (`Expired`, too slow, too new).
 
-use crate::api::{flag, AppState, CollectionQuery, Selection};
-use crate::resource::Served;
+use crate::query::WatchRequest;
+use crate::registry::Served;
+use crate::state::AppState;
 use crate::status::ApiError;
+use crate::storage::{Prelude, StorageError};
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -19,70 +21,52 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
-use watchcache::{EventRef, Start, Watch, WatchError, WatchOptions};
+use watchcache::{EventRef, Watch, WatchError};
 
 /// The most events written per chunk.
 const BATCH: usize = 256;
 
 /// Starts a watch and answers with its stream.
-pub(crate) fn respond(
+pub(crate) async fn respond(
     state: AppState,
     served: Arc<Served>,
-    namespace: Option<&str>,
-    query: &CollectionQuery,
+    request: WatchRequest,
 ) -> Result<Response, ApiError> {
-    let selection = Selection::parse(&served, namespace, query)?;
-    let bookmarks = flag("allowWatchBookmarks", query.allow_watch_bookmarks.as_deref())?;
-    let initial_events = flag("sendInitialEvents", query.send_initial_events.as_deref())?;
-    let exact = query.exact_match()?;
-    let timeout = match query.timeout_seconds.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(Duration::from_secs(text.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid timeoutSeconds {text:?}: not a number of seconds"))
-        })?)),
-    };
-    let start = match (initial_events, query.revision()?) {
-        (true, _) if exact == Some(true) => {
-            return Err(ApiError::bad_request("sendInitialEvents needs resourceVersionMatch=NotOlderThan"));
-        }
-        (true, _) | (false, None) => Start::Snapshot,
-        (false, Some(revision)) => Start::Revision(revision),
-    };
     let permit = state.watch_slots.clone().try_acquire_owned().map_err(|_| {
         ApiError::too_many_requests("too many watches open; retry later", Duration::from_secs(1))
     })?;
-    let mut options = WatchOptions::new().prefix(selection.prefix).start(start).bookmarks(bookmarks);
-    if let Some(node_name) = selection.node_name {
-        options = options.trigger(node_name);
-    }
-    if let Some(predicate) = selection.predicate {
-        options = options.predicate(move |object| predicate(object));
-    }
-    let lines = Lines { served: served.clone(), bookmarks, initial_events_end: initial_events };
-    let stream = match served.cacher.watch(options) {
-        Ok(watch) => {
-            let open = served.metrics.watches_open.clone();
-            open.inc();
-            WatchStream {
-                watch: Some(watch),
-                lines,
-                deadline: timeout.map(|timeout| Instant::now() + timeout),
-                shutting_down: state.shutting_down.clone(),
-                deliveries: served.metrics.deliveries.clone(),
-                _open: OpenWatch(open),
-                _permit: permit,
-            }
-        }
-        Err(WatchError::NotReady { retry_after }) => {
-            return Err(ApiError::too_many_requests("the cache is loading; retry shortly", retry_after));
-        }
-        Err(WatchError::InvalidOptions { reason }) => return Err(ApiError::bad_request(reason)),
+    let lines = Lines {
+        served: served.clone(),
+        bookmarks: request.bookmarks,
+        initial_events_end: request.initial_events_end,
+    };
+    let watched = match served.delegator.watch(&request.selection, request.start, request.bookmarks).await {
+        Ok(watched) => watched,
         // Kubernetes answers these with a stream of one `ERROR` event.
-        Err(error) => {
+        Err(StorageError::Compacted { requested, oldest }) => {
             let mut out = BytesMut::new();
-            lines.error(&mut out, &error);
+            lines.error(&mut out, &WatchError::Expired { requested, oldest });
             return Ok(stream_response(Body::from(out.freeze())));
         }
+        Err(error) => return Err(error.into()),
+    };
+    let mut first = BytesMut::new();
+    for event in &watched.prelude {
+        lines.prelude(&mut first, event);
+    }
+    served.metrics.deliveries.inc_by(watched.prelude.len() as u64);
+    let open = served.metrics.watches_open.clone();
+    open.inc();
+    let stream = WatchStream {
+        watch: Some(watched.watch),
+        first: (!first.is_empty()).then(|| first.freeze()),
+        lines,
+        // A deadline too far to represent is none.
+        deadline: request.timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+        shutting_down: state.shutting_down.clone(),
+        deliveries: served.metrics.deliveries.clone(),
+        _open: OpenWatch(open),
+        _permit: permit,
     };
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
@@ -108,6 +92,8 @@ impl Drop for OpenWatch {
 struct WatchStream {
     /// `None` once the watch has ended and its last lines are sent.
     watch: Option<Watch<crate::Object>>,
+    /// The prelude's lines, sent first.
+    first: Option<Bytes>,
     lines: Lines,
     deadline: Option<Instant>,
     shutting_down: tokio::sync::watch::Receiver<bool>,
@@ -119,6 +105,9 @@ struct WatchStream {
 impl WatchStream {
     /// The next chunk of lines; `None` when the response is complete.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
         loop {
             let watch = self.watch.as_mut()?;
             let mut out = BytesMut::new();
@@ -175,12 +164,26 @@ impl Lines {
                 return 0;
             }
         };
+        self.line(out, kind, object, revision);
+        1
+    }
+
+    /// A prelude event's line (a watch from before the cacher's window).
+    fn prelude(&self, out: &mut BytesMut, event: &Prelude) {
+        let (kind, object, revision) = match event {
+            Prelude::Added(object) => ("ADDED", object, object.revision()),
+            Prelude::Modified(object) => ("MODIFIED", object, object.revision()),
+            Prelude::Deleted(object, revision) => ("DELETED", object, *revision),
+        };
+        self.line(out, kind, object, revision);
+    }
+
+    fn line(&self, out: &mut BytesMut, kind: &str, object: &crate::Object, revision: u64) {
         out.put_slice(br#"{"type":""#);
         out.put_slice(kind.as_bytes());
         out.put_slice(br#"","object":"#);
         object.write_json(out, &self.served.head, revision);
         out.put_slice(b"}\n");
-        1
     }
 
     fn bookmark(&self, out: &mut BytesMut, revision: u64, initial_events_end: bool) {

@@ -96,7 +96,8 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
         ),
         ("GET", format!("{MAPS}?limit=-1"), "", vec![], 400, "BadRequest"),
         ("GET", format!("{MAPS}?limit=1&continue=bm90LWEtdG9rZW4"), "", vec![], 400, "BadRequest"),
-        ("GET", format!("{MAPS}?watch=maybe"), "", vec![], 400, "BadRequest"),
+        // `watch=maybe` is a watch (Kubernetes reads anything but false or 0 as true).
+        ("GET", format!("{MAPS}?watch=maybe&timeoutSeconds=soon"), "", vec![], 400, "BadRequest"),
         ("GET", "/api/v1/namespaces/default/widgets".into(), "", vec![], 404, "NotFound"),
         ("GET", "/api/v1/namespaces/Not_A_Namespace/configmaps".into(), "", vec![], 400, "BadRequest"),
         ("GET", format!("{MAPS}/missing"), "", vec![], 404, "NotFound"),

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod etcd;
+
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use watchcache_server::{Server, Settings};
@@ -15,7 +17,7 @@ pub struct Running {
 
 impl Running {
     pub async fn start(settings: Settings) -> Self {
-        let server = Server::new(settings).expect("valid settings");
+        let server = Server::new(settings).await.expect("valid settings");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -45,5 +47,56 @@ impl Drop for Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// `watchcache-server` as its own process on an ephemeral loopback port; killed with
+/// SIGKILL by `kill` or when dropped.
+pub struct ServerProcess {
+    process: std::process::Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` (and `--listen 127.0.0.1:0`), once it is listening.
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_watchcache-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server binary runs");
+        let stderr = process.stderr.take().expect("piped stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        // The start-up line names the bound address: `address=127.0.0.1:PORT`.
+        let address = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let at = line.find("address=")? + "address=".len();
+                Some(line[at..].split_whitespace().next()?.to_owned())
+            })
+            .expect("the server logs its address");
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { process, address }
+    }
+
+    /// A kube-rs client of it.
+    pub fn client(&self) -> kube::Client {
+        let url = format!("http://{}", self.address).parse().expect("a url");
+        kube::Client::try_from(kube::Config::new(url)).expect("a client")
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -1,0 +1,194 @@
+//! Writes: create, replace, patch and delete of one object, each through the resource's
+//! storage (see `storage/`), answered with the object as written.
+
+use crate::object::{parse_resource_version, validate_name, Identity, Object, Submitted};
+use crate::registry::Served;
+use crate::state::State;
+use crate::status::ApiError;
+use crate::storage::{Preconditions, Target};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+
+/// The media type of an object body.
+const JSON: &str = "application/json";
+
+/// The patch content types, each applied as a JSON merge patch (RFC 7386). A strategic
+/// merge patch is the same for what is served here (maps, and lists replaced whole),
+/// without its `$patch` directives.
+const MERGE_PATCHES: [&str; 2] = ["application/merge-patch+json", "application/strategic-merge-patch+json"];
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("")
+}
+
+/// Whether `given` (a `Content-Type`, perhaps with parameters) is `expected`.
+fn is_media_type(given: &str, expected: &str) -> bool {
+    given.split(';').next().is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Reads a request body up to the limit.
+async fn read_body(state: &State, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.settings.max_body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let over_limit = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {error}"))
+        }
+    })
+}
+
+/// An object body: JSON, as its `Content-Type` says (none means JSON, as kube-apiserver
+/// reads it).
+async fn object_body(
+    state: &State,
+    served: &Served,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Submitted, ApiError> {
+    let given = content_type(headers);
+    if !given.is_empty() && !is_media_type(given, JSON) {
+        return Err(ApiError::unsupported_media_type(given, &[JSON]));
+    }
+    let body = read_body(state, headers, body).await?;
+    Submitted::parse(&body, &served.def.kind, &served.api_version)
+}
+
+/// The response to a write: the object at the revision it got.
+fn written(served: &Served, code: StatusCode, object: &Object, revision: u64) -> Response {
+    served.object_response(code, object, revision)
+}
+
+pub(crate) async fn create(
+    state: &State,
+    served: &Served,
+    namespace: Option<&str>,
+    (headers, body): (HeaderMap, Body),
+) -> Result<Response, ApiError> {
+    let Some(namespace) = namespace else {
+        return Err(ApiError::method_not_allowed("a collection of every namespace"));
+    };
+    let submitted = object_body(state, served, &headers, body).await?;
+    let identity = Identity::new();
+    let name = submitted.name(&identity.uid)?;
+    let object = submitted.into_object(namespace, name.clone(), identity, served.def.node_name)?;
+    served.metrics.encodes.inc();
+    let target = Target { kind: &served.def.kind, namespace, name: &name };
+    let stored = served.delegator.create(target, object).await?;
+    Ok(written(served, StatusCode::CREATED, &stored.object, stored.revision))
+}
+
+pub(crate) async fn replace(
+    state: &State,
+    served: &Served,
+    (namespace, name): (&str, &str),
+    (headers, body): (HeaderMap, Body),
+) -> Result<Response, ApiError> {
+    let submitted = object_body(state, served, &headers, body).await?;
+    let precondition = submitted.resource_version;
+    update(served, (namespace, name), precondition, &|current: &Object| {
+        replacement(served, (namespace, name), submitted.clone(), current)
+    })
+    .await
+}
+
+pub(crate) async fn patch(
+    state: &State,
+    served: &Served,
+    (namespace, name): (&str, &str),
+    (headers, body): (HeaderMap, Body),
+) -> Result<Response, ApiError> {
+    let given = content_type(&headers);
+    if !MERGE_PATCHES.iter().any(|merge| is_media_type(given, merge)) {
+        return Err(ApiError::unsupported_media_type(given, &MERGE_PATCHES));
+    }
+    let body = read_body(state, &headers, body).await?;
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("patch is not valid json: {error}")))?;
+    // A `resourceVersion` in the patch is a precondition, as in Kubernetes.
+    let precondition = match patch["metadata"]["resourceVersion"].as_str() {
+        Some(text) => Some(parse_resource_version(text)?),
+        None => None,
+    };
+    update(served, (namespace, name), precondition, &|current: &Object| {
+        let mut value = current.to_value(&served.head);
+        json_patch::merge(&mut value, &patch);
+        let submitted = Submitted::from_value(value, &served.def.kind, &served.api_version)?;
+        replacement(served, (namespace, name), submitted, current)
+    })
+    .await
+}
+
+/// The object `submitted` makes of `current`: same identity, same name.
+fn replacement(
+    served: &Served,
+    (namespace, name): (&str, &str),
+    submitted: Submitted,
+    current: &Object,
+) -> Result<Object, ApiError> {
+    if submitted.declared_name() != Some(name) {
+        return Err(ApiError::bad_request(format!(
+            "metadata.name does not match the name in the path {name:?}"
+        )));
+    }
+    let object =
+        submitted.into_object(namespace, name.to_owned(), current.identity(), served.def.node_name)?;
+    served.metrics.encodes.inc();
+    Ok(object)
+}
+
+async fn update(
+    served: &Served,
+    (namespace, name): (&str, &str),
+    precondition: Option<u64>,
+    next: &(dyn Fn(&Object) -> Result<Object, ApiError> + Send + Sync),
+) -> Result<Response, ApiError> {
+    validate_name("name", name)?;
+    let target = Target { kind: &served.def.kind, namespace, name };
+    let stored = served.delegator.update(target, precondition, next).await?;
+    Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
+}
+
+/// `DeleteOptions`, of which the server reads the preconditions.
+#[derive(Debug, Default, Deserialize)]
+struct DeleteOptions {
+    preconditions: Option<DeletePreconditions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletePreconditions {
+    resource_version: Option<String>,
+    uid: Option<String>,
+}
+
+pub(crate) async fn delete(
+    state: &State,
+    served: &Served,
+    (namespace, name): (&str, &str),
+    (headers, body): (HeaderMap, Body),
+) -> Result<Response, ApiError> {
+    let body = read_body(state, &headers, body).await?;
+    let options: DeleteOptions = if body.is_empty() {
+        DeleteOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|error| ApiError::bad_request(format!("invalid DeleteOptions: {error}")))?
+    };
+    let given = options.preconditions.unwrap_or_default();
+    let revision = given.resource_version.as_deref().map(parse_resource_version).transpose()?;
+    let preconditions = Preconditions { revision, uid: given.uid };
+    let target = Target { kind: &served.def.kind, namespace, name };
+    let stored = served.delegator.delete(target, &preconditions).await?;
+    Ok(written(served, StatusCode::OK, &stored.object, stored.revision).into_response())
+}
