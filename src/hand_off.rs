@@ -171,6 +171,10 @@ pub(crate) struct WatcherShared<T> {
     /// the current batch. Read and written by the dispatcher only (`Relaxed`): it keeps
     /// the list to one entry per watcher, with no reference-count traffic per delivery.
     pub(crate) wake_listed: AtomicBool,
+    /// The revision of the last event pushed to the watcher. Read and written by the
+    /// dispatcher only (`Relaxed`): a watcher that holds part of a revision cannot be
+    /// ended before it, only parked.
+    pushed_revision: AtomicU64,
     /// Set by the consumer when the watch is dropped; the dispatcher stops offering and
     /// removes the watcher between events (a deferred stop).
     dropped: AtomicBool,
@@ -200,6 +204,7 @@ impl<T> WatcherShared<T> {
             started_at,
             too_new: AtomicU64::new(0),
             wake_listed: AtomicBool::new(false),
+            pushed_revision: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
         }
     }
@@ -227,7 +232,16 @@ impl<T> WatcherShared<T> {
     /// is full.
     pub(crate) fn offer(&self, pushed: Pushed<T>) -> Result<(), Pushed<T>> {
         let buffer = self.buffer.as_ref().expect("only pushed watchers are offered events");
-        buffer.push(pushed).map_err(|(PushError::Full(pushed) | PushError::Closed(pushed))| pushed)
+        let revision = pushed.event.revision();
+        buffer.push(pushed).map_err(|(PushError::Full(pushed) | PushError::Closed(pushed))| pushed)?;
+        self.pushed_revision.store(revision, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the watcher was pushed part of revision `revision` already (the dispatcher
+    /// asks, partway through one).
+    pub(crate) fn holds_part_of(&self, revision: u64) -> bool {
+        self.pushed_revision.load(Ordering::Relaxed) == revision
     }
 
     /// Whether the pushed buffer has room now.

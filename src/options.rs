@@ -54,7 +54,9 @@ pub enum SlowWatcherPolicy {
     /// reads is held to the rule from its start. For an indexed watch the dispatcher
     /// first waits for room out of the shared dispatch budget (Kubernetes' behaviour);
     /// an unindexed watch reads the window on its own, so nothing waits for it and it is
-    /// cut off at once.
+    /// cut off at once. A revision is delivered whole or not at all: a watch full partway
+    /// through one it was given part of is parked for the rest instead, and a relist's
+    /// difference never ends a watch.
     Terminate,
 }
 

@@ -314,13 +314,13 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
                 Pushed { position: record.position, complete: record.complete(), event: event.to_owned() };
             match watcher.offer(pushed) {
                 Ok(()) => list_for_wake(&mut self.touched, watcher),
-                Err(pushed) => match policy {
-                    SlowWatcherPolicy::Park => {
-                        watcher.park(record.position - 1, &self.shared.counters);
-                        self.leaving.push(watcher.clone());
-                    }
-                    SlowWatcherPolicy::Terminate => self.blocked.push((watcher.clone(), pushed)),
-                },
+                // A watcher given part of this revision already cannot be ended before it,
+                // and the rest may not fit: it is parked and reads the rest from the window.
+                Err(_) if policy == SlowWatcherPolicy::Park || watcher.holds_part_of(record.revision) => {
+                    watcher.park(record.position - 1, &self.shared.counters);
+                    self.leaving.push(watcher.clone());
+                }
+                Err(pushed) => self.blocked.push((watcher.clone(), pushed)),
             }
         }
         if !self.blocked.is_empty() {

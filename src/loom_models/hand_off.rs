@@ -197,3 +197,40 @@ fn a_relist_reaches_a_parked_watch_whole_and_closes_nothing() {
         assert_eq!((revisions(&seen), end), (vec![20, 20], WatchError::Closed));
     });
 }
+
+/// A transaction of two records into a one-event buffer under `Terminate` with an empty
+/// budget: a watch that has been given the first record is never ended before the
+/// second (it is parked for it), so what it yields is whole revisions, up to its resume
+/// point if it is ended at all. On the code that terminated it there, this model finds a
+/// stream holding half of revision 11 with a resume point of 10.
+#[test]
+fn a_transaction_is_delivered_whole_even_to_a_terminated_watch() {
+    loom::model(|| {
+        let load = Message::Relist(Box::new(Relist { revision: 10, state: Vec::new() }));
+        let transaction = Message::Transaction(Box::new(crate::publish::Transaction {
+            revision: 11,
+            changes: vec![(key(1), Some(std::sync::Arc::new(1))), (key(2), Some(std::sync::Arc::new(2)))],
+        }));
+        let options = WatchOptions::new().trigger("n").buffer(1);
+        let builder = Cacher::builder().following_upstream();
+        let (seen, end) = run(
+            builder,
+            Readiness::Pending,
+            (SlowWatcherPolicy::Terminate, options),
+            (vec![load, transaction], 1),
+            |_, _| {},
+        );
+        let revisions = revisions(&seen);
+        match end {
+            WatchError::Closed => assert_eq!(revisions, [11, 11]),
+            WatchError::TooSlow { resume_from } => {
+                assert!(
+                    revisions.iter().all(|revision| *revision <= resume_from),
+                    "{revisions:?} then {resume_from}"
+                );
+                assert!(revisions.is_empty() || revisions == [11, 11], "half a revision: {revisions:?}");
+            }
+            other => panic!("unexpected end {other:?}"),
+        }
+    });
+}
