@@ -43,14 +43,17 @@
 //! ```no_run
 //! use watchcache_server::{Server, Settings};
 //!
-//! # async fn run() -> std::io::Result<()> {
-//! let server = Server::new(Settings::default()).await.expect("valid settings");
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(Settings::default()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
 //! # }
 //! ```
 
+mod auth;
 mod discovery;
+mod limits;
 mod list;
 mod metrics;
 mod object;
@@ -63,9 +66,11 @@ mod serve;
 mod state;
 mod status;
 mod storage;
+mod validation;
 mod watch;
 mod write;
 
+pub use auth::{TokenFileError, Tokens, User};
 pub use object::Object;
 pub use resource::ResourceDef;
 pub use selector::{FieldSelector, LabelSelector};
@@ -107,7 +112,7 @@ pub struct Settings {
     pub watcher_buffer: Option<usize>,
     /// What happens to a watch that does not keep up.
     pub slow_watcher_policy: SlowWatcherPolicy,
-    /// The most watches open at once; more get 429 with `Retry-After`.
+    /// The most watches open at once; more get 429 with `Retry-After`. `0`: no limit.
     pub max_watches: usize,
     /// The largest request body accepted; larger gets 413.
     pub max_body_bytes: usize,
@@ -115,6 +120,34 @@ pub struct Settings {
     pub write_timeout: Duration,
     /// The longest a graceful shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// TLS: the certificate chain and private key (PEM files); `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// kube-apiserver's `--token-auth-file` (`token,user,uid,"groups"`): every request
+    /// must carry one of its bearer tokens. `None`: no authentication.
+    pub token_auth_file: Option<std::path::PathBuf>,
+    /// Allows listening beyond loopback without TLS and tokens (logged as a warning).
+    pub allow_unauthenticated: bool,
+    /// The most reads (not watches) in flight; more get 429 with `Retry-After`. `0`: no
+    /// limit, as kube-apiserver's flag of the same name.
+    pub max_requests_inflight: usize,
+    /// The most writes in flight; more get 429 with `Retry-After`. `0`: no limit.
+    pub max_mutating_requests_inflight: usize,
+    /// How long a request other than a watch may take before it is answered 504.
+    pub request_timeout: Duration,
+    /// How long a connection may take to send a request's headers, or sit idle between
+    /// requests, before it is closed (a slowloris holds nothing for longer).
+    pub header_read_timeout: Duration,
+    /// The most connections open at once; more wait to be accepted. `0`: no limit.
+    pub max_connections: usize,
+}
+
+/// The PEM files TLS is served with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// Its private key.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -129,6 +162,14 @@ impl Default for Settings {
             max_body_bytes: 3 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
+            token_auth_file: None,
+            allow_unauthenticated: false,
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            request_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 20_000,
         }
     }
 }

@@ -3,10 +3,11 @@
 
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use watchcache::SlowWatcherPolicy;
-use watchcache_server::{ResourceDef, Server, Settings, StorageSettings};
+use watchcache_server::{ResourceDef, Server, Settings, StorageSettings, TlsFiles};
 
 /// Serves configmaps, pods and any resource named with --resource over the Kubernetes
 /// list/watch API from watchcache cachers: of the server's own memory by default, or of
@@ -37,7 +38,7 @@ struct Flags {
     /// What happens to a watch that does not keep up.
     #[arg(long, value_enum, default_value_t = Policy::Park)]
     slow_watchers: Policy,
-    /// The most watches open at once.
+    /// The most watches open at once; more are answered 429. 0: no limit.
     #[arg(long, default_value_t = 10_000)]
     max_watches: usize,
     /// The largest request body, in bytes.
@@ -46,6 +47,29 @@ struct Flags {
     /// Seconds a write to a client may stay blocked before it is disconnected.
     #[arg(long, default_value_t = 10)]
     write_timeout_seconds: u64,
+    /// Serve TLS with this certificate chain (PEM, leaf first); needs --tls-private-key-file.
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Bearer tokens, one `token,user,uid,"group1,group2"` line each (kube-apiserver's
+    /// format): every request must carry one.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Serve an address beyond loopback without TLS and tokens: anyone who reaches it can
+    /// read and write.
+    #[arg(long)]
+    insecure_allow_unauthenticated: bool,
+    /// The most reads (not watches) in flight; more are answered 429. 0: no limit.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// The most writes in flight; more are answered 429. 0: no limit.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// How long a request other than a watch may take (e.g. 60s) before a 504.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,6 +89,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let flags = Flags::parse();
+    raise_open_file_limit();
     let storage = if flags.etcd_servers.is_empty() {
         StorageSettings::Memory
     } else {
@@ -81,6 +106,12 @@ async fn main() -> ExitCode {
         max_watches: flags.max_watches,
         max_body_bytes: flags.max_body_bytes,
         write_timeout: Duration::from_secs(flags.write_timeout_seconds),
+        tls: flags.tls_cert_file.zip(flags.tls_private_key_file).map(|(cert, key)| TlsFiles { cert, key }),
+        token_auth_file: flags.token_auth_file,
+        allow_unauthenticated: flags.insecure_allow_unauthenticated,
+        max_requests_inflight: flags.max_requests_inflight,
+        max_mutating_requests_inflight: flags.max_mutating_requests_inflight,
+        request_timeout: flags.request_timeout,
         ..Settings::default()
     };
     settings.resources.extend(flags.resources);
@@ -113,6 +144,15 @@ async fn main() -> ExitCode {
             eprintln!("watchcache-server: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: each watch is a connection, and
+/// the usual soft limit of 1,024 would refuse connections long before `--max-watches`.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
     }
 }
 

@@ -8,6 +8,7 @@
 //! `cachingObject` does.
 
 use crate::status::ApiError;
+use crate::validation;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -125,7 +126,7 @@ impl Submitted {
             (Some(_), _) => return Err(ApiError::bad_request("metadata.name must be a non-empty string")),
             _ => return Err(ApiError::bad_request("metadata.name is required")),
         };
-        validate_name("metadata.name", &name)?;
+        validation::object_name("metadata.name", &name)?;
         Ok(name)
     }
 
@@ -157,6 +158,7 @@ impl Submitted {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(ApiError::bad_request("metadata.labels must be a json object")),
         };
+        validation::labels(&labels)?;
         let node_name = if node_name_field {
             match self.body.get("spec").and_then(|spec| spec.get("nodeName")) {
                 None | Some(Value::Null) => None,
@@ -298,26 +300,6 @@ impl Object {
 pub(crate) fn parse_resource_version(text: &str) -> Result<u64, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}: not a revision")))
-}
-
-/// Names and namespaces: a DNS subdomain (lowercase letters, digits, `-` and `.`, at most
-/// 253 characters, starting and ending alphanumeric). Keys are built from them, so a `/`
-/// can never reach one.
-pub(crate) fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
-    let alphanumeric_end = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if name.is_empty()
-        || name.len() > 253
-        || !name.chars().all(allowed)
-        || !alphanumeric_end(name.chars().next())
-        || !alphanumeric_end(name.chars().last())
-    {
-        return Err(ApiError::bad_request(format!(
-            "invalid {what} {name:?}: must be lowercase letters, digits, '-' or '.', at most 253, \
-             starting and ending with a letter or digit"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ impl Query {
         self.0.iter().find(|(given, _)| given == name).map(|(_, value)| value.as_str())
     }
 
+    /// Whether a write is a dry run: `dryRun=All`, which may be repeated (it is a list).
+    pub(crate) fn dry_run(&self) -> Result<bool, ApiError> {
+        dry_run(self.0.iter().filter(|(name, _)| name == "dryRun").map(|(_, value)| value.as_str()))
+    }
+
     /// A boolean parameter: absent is false; present, true unless `false` or `0`.
     pub(crate) fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(|value| !value.eq_ignore_ascii_case("false") && value != "0")
@@ -63,6 +68,25 @@ impl Query {
             Some(Some(revision)) => ReadAt::NotOlderThan(revision),
         })
     }
+}
+
+/// `dryRun`, as a write's query or its `DeleteOptions` give it: `All` validates the write
+/// and answers it without storing anything; no other value exists (Kubernetes refuses
+/// them too).
+pub(crate) fn dry_run<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<bool, ApiError> {
+    let mut dry_run = false;
+    for value in values {
+        match value {
+            "" => {}
+            "All" => dry_run = true,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid dryRun {other:?}: the only value is All"
+                )));
+            }
+        }
+    }
+    Ok(dry_run)
 }
 
 /// A `GET` of a collection: a list or a watch.

@@ -3,12 +3,12 @@
 //! alike), returning `Result<Response, ApiError>`.
 
 use crate::discovery;
-use crate::object::validate_name;
 use crate::query::{CollectionRequest, Query};
 use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
-use crate::{list, watch, write};
+use crate::write::WriteOptions;
+use crate::{auth, limits, list, validation, watch, write};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
@@ -47,6 +47,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::method_not_allowed(request.uri().path())
         })
+        // Layers run outside in: authentication first, then the limits.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
 }
 
@@ -71,7 +74,7 @@ impl Collection {
         let (group, version, plural) = (take("group"), take("version"), take("plural"));
         let namespace = parameters.remove("namespace");
         if let Some(namespace) = &namespace {
-            validate_name("namespace", namespace)?;
+            validation::namespace_name(namespace)?;
         }
         let served = state.registry.find(&group, &version, &plural)?.clone();
         Ok(Self { served, namespace })
@@ -100,7 +103,7 @@ impl FromRequestParts<AppState> for Item {
         let mut parameters = path_parameters(parts, state).await?;
         let name = parameters.remove("name").unwrap_or_default();
         let Collection { served, namespace } = Collection::resolve(state, &mut parameters)?;
-        validate_name("name", &name)?;
+        validation::object_name("name", &name)?;
         Ok(Self { served, namespace: namespace.unwrap_or_default(), name })
     }
 }
@@ -118,13 +121,23 @@ async fn collection(
     }
 }
 
+/// The options in a write's query.
+impl FromRequestParts<AppState> for WriteOptions {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Self::parse(&Query::parse(parts.uri.query()))
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     Collection { served, namespace }: Collection,
+    options: WriteOptions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    write::create(&state, &served, namespace.as_deref(), (headers, body)).await
+    write::create(&state, &served, namespace.as_deref(), options, (headers, body)).await
 }
 
 async fn get_item(item: Item, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
@@ -134,28 +147,31 @@ async fn get_item(item: Item, RawQuery(query): RawQuery) -> Result<Response, Api
 async fn replace(
     State(state): State<AppState>,
     item: Item,
+    options: WriteOptions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    write::replace(&state, &item.served, (&item.namespace, &item.name), (headers, body)).await
+    write::replace(&state, &item.served, (&item.namespace, &item.name), options, (headers, body)).await
 }
 
 async fn patch(
     State(state): State<AppState>,
     item: Item,
+    options: WriteOptions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    write::patch(&state, &item.served, (&item.namespace, &item.name), (headers, body)).await
+    write::patch(&state, &item.served, (&item.namespace, &item.name), options, (headers, body)).await
 }
 
 async fn delete(
     State(state): State<AppState>,
     item: Item,
+    options: WriteOptions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    write::delete(&state, &item.served, (&item.namespace, &item.name), (headers, body)).await
+    write::delete(&state, &item.served, (&item.namespace, &item.name), options, (headers, body)).await
 }
 
 /// `/readyz`: 503 until every resource's cacher has its initial state (on etcd: until

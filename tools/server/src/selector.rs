@@ -3,13 +3,18 @@
 //!
 //! Labels: comma-separated requirements, each `key=value` (or `==`), `key!=value`,
 //! `key in (a,b)`, `key notin (a,b)`, `key` (exists) or `!key` (does not exist).
+//! A watch's selector runs on the dispatcher for every write it could match, so its cost
+//! is bounded: at most [`MAX_REQUIREMENTS`] requirements and [`MAX_SET_VALUES`] values in
+//! all its sets, each set a sorted set (a lookup, not a scan). One match is then at most
+//! a hundred map lookups however a client writes its selector.
 //! Fields: `field=value` (or `==`) and `field!=value` on `metadata.name`,
 //! `metadata.namespace`, and `spec.nodeName` for resources that index it (pods).
 
 use crate::object::Object;
 use crate::resource::ResourceDef;
 use crate::status::ApiError;
-use std::collections::BTreeMap;
+use crate::validation::{is_label_key, is_label_value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use watchcache::{ListOptions, WatchOptions};
 
@@ -86,6 +91,11 @@ impl Selection {
     }
 }
 
+/// The most requirements in one label selector.
+pub(crate) const MAX_REQUIREMENTS: usize = 100;
+/// The most values in all the `in` and `notin` sets of one label selector.
+pub(crate) const MAX_SET_VALUES: usize = 1_000;
+
 /// A parsed `labelSelector`; matches every object when empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSelector(Vec<Requirement>);
@@ -94,8 +104,8 @@ pub struct LabelSelector(Vec<Requirement>);
 enum Requirement {
     Equals(String, String),
     NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
+    In(String, BTreeSet<String>),
+    NotIn(String, BTreeSet<String>),
     Exists(String),
     NotExists(String),
 }
@@ -103,13 +113,28 @@ enum Requirement {
 impl LabelSelector {
     /// Parses a `labelSelector` query value.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        split_top_level(text)
+        let requirements: Vec<Requirement> = split_top_level(text)
             .into_iter()
             .map(str::trim)
             .filter(|term| !term.is_empty())
             .map(|term| parse_requirement(term).map_err(|why| invalid("label", text, why)))
-            .collect::<Result<_, _>>()
-            .map(Self)
+            .collect::<Result<_, _>>()?;
+        let set_values: usize = requirements
+            .iter()
+            .map(|requirement| match requirement {
+                Requirement::In(_, values) | Requirement::NotIn(_, values) => values.len(),
+                _ => 0,
+            })
+            .sum();
+        if requirements.len() > MAX_REQUIREMENTS || set_values > MAX_SET_VALUES {
+            // Not the selector itself in the message: it may be very long.
+            return Err(ApiError::bad_request(format!(
+                "label selector too costly: {} requirements and {set_values} set values, at most \
+                 {MAX_REQUIREMENTS} and {MAX_SET_VALUES}",
+                requirements.len()
+            )));
+        }
+        Ok(Self(requirements))
     }
 
     /// Whether `labels` satisfy every requirement.
@@ -174,7 +199,7 @@ fn parse_requirement(term: &str) -> Result<Requirement, String> {
         .strip_prefix('(')
         .and_then(|set| set.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised set after {operator:?}"))?;
-    let values = set.split(',').map(|value| label_value(value.trim())).collect::<Result<Vec<_>, _>>()?;
+    let values = set.split(',').map(|value| label_value(value.trim())).collect::<Result<BTreeSet<_>, _>>()?;
     match operator {
         "in" => Ok(Requirement::In(key, values)),
         "notin" => Ok(Requirement::NotIn(key, values)),
@@ -182,26 +207,20 @@ fn parse_requirement(term: &str) -> Result<Requirement, String> {
     }
 }
 
-/// A label key: an optional DNS prefix and `/`, then a name of letters, digits, `-`, `_`
-/// and `.` (at most 63).
+/// A label key as a label may have it.
 fn label_key(key: &str) -> Result<String, String> {
-    let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
-    if name.is_empty() || name.len() > 63 || !name.chars().all(label_char) || key.len() > 316 {
+    if !is_label_key(key) {
         return Err(format!("invalid label key {key:?}"));
     }
     Ok(key.to_owned())
 }
 
-/// A label value: empty, or at most 63 letters, digits, `-`, `_` and `.`.
+/// A label value as a label may have it.
 fn label_value(value: &str) -> Result<String, String> {
-    if value.len() > 63 || !value.chars().all(label_char) {
+    if !is_label_value(value) {
         return Err(format!("invalid label value {value:?}"));
     }
     Ok(value.to_owned())
-}
-
-fn label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// The fields a `fieldSelector` may name.
@@ -306,6 +325,24 @@ mod tests {
             assert_eq!(error.code(), 400);
             assert!(error.message().starts_with("invalid label selector"), "{}", error.message());
         }
+    }
+
+    #[test]
+    fn a_selector_beyond_its_cost_bound_is_refused() {
+        let values = |count: usize| (0..count).map(|value| format!("v{value}")).collect::<Vec<_>>().join(",");
+        let largest = format!("app in ({})", values(MAX_SET_VALUES));
+        let parsed = LabelSelector::parse(&largest).unwrap();
+        assert!(parsed.matches(&labels(&[("app", "v999")])));
+        assert!(!parsed.matches(&labels(&[("app", "v1000")])));
+        let split = format!("app in ({}),tier notin ({})", values(600), values(401));
+        let requirements = vec!["app"; MAX_REQUIREMENTS + 1].join(",");
+        for costly in [format!("app in ({})", values(MAX_SET_VALUES + 1)), split, requirements] {
+            let error = LabelSelector::parse(&costly).expect_err("too costly");
+            assert_eq!(error.code(), 400);
+            assert!(error.message().starts_with("label selector too costly"), "{}", error.message());
+            assert!(error.message().len() < 200, "the message does not repeat the selector");
+        }
+        assert!(LabelSelector::parse(&vec!["app"; MAX_REQUIREMENTS].join(",")).is_ok());
     }
 
     #[test]

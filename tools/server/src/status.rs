@@ -147,6 +147,29 @@ impl ApiError {
         )
     }
 
+    /// No known bearer token (kube-apiserver's answer to an anonymous request when
+    /// anonymous access is off).
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "unauthorized: send a bearer token this server knows",
+        )
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    /// A request that did not finish within the request timeout.
+    pub(crate) fn timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            format!("the request did not complete within {} seconds", limit.as_secs()),
+        )
+    }
+
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
     }

@@ -1,19 +1,22 @@
 //! Writes: create, replace, patch and delete of one object, each through the resource's
 //! storage (see `storage/`), answered with the object as written.
 
-use crate::object::{parse_resource_version, validate_name, Identity, Object, Submitted};
+use crate::object::{parse_resource_version, Identity, Object, Submitted};
+use crate::query::{dry_run, Query};
 use crate::registry::Served;
 use crate::state::State;
 use crate::status::ApiError;
 use crate::storage::{Preconditions, Target};
+use crate::validation;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
-/// The media type of an object body.
+/// The media types of an object body.
 const JSON: &str = "application/json";
+const YAML: &str = "application/yaml";
 
 /// The patch content types, each applied as a JSON merge patch (RFC 7386). A strategic
 /// merge patch is the same for what is served here (maps, and lists replaced whole),
@@ -48,8 +51,9 @@ async fn read_body(state: &State, headers: &HeaderMap, body: Body) -> Result<Byt
     })
 }
 
-/// An object body: JSON, as its `Content-Type` says (none means JSON, as kube-apiserver
-/// reads it).
+/// An object body: JSON or YAML, as its `Content-Type` says (none means JSON, as
+/// kube-apiserver reads it). Anything else is 415, so a web page cannot send one as a
+/// "simple" `text/plain` request that needs no CORS preflight.
 async fn object_body(
     state: &State,
     served: &Served,
@@ -57,11 +61,36 @@ async fn object_body(
     body: Body,
 ) -> Result<Submitted, ApiError> {
     let given = content_type(headers);
-    if !given.is_empty() && !is_media_type(given, JSON) {
-        return Err(ApiError::unsupported_media_type(given, &[JSON]));
+    let yaml = is_media_type(given, YAML);
+    if !given.is_empty() && !yaml && !is_media_type(given, JSON) {
+        return Err(ApiError::unsupported_media_type(given, &[JSON, YAML]));
     }
     let body = read_body(state, headers, body).await?;
-    Submitted::parse(&body, &served.def.kind, &served.api_version)
+    let (kind, api_version) = (&served.def.kind, &served.api_version);
+    if !yaml {
+        return Submitted::parse(&body, kind, api_version);
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("request body is not valid yaml: not utf-8"))?;
+    // The parser's default budget bounds what aliases can expand to.
+    let value = serde_saphyr::from_str(text)
+        .map_err(|error| ApiError::bad_request(format!("request body is not valid yaml: {error}")))?;
+    Submitted::from_value(value, kind, api_version)
+}
+
+/// What the query of a write asks of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteOptions {
+    /// `dryRun=All`: checked and answered as if written, nothing stored. A dry-run create
+    /// answers at the revision it was checked at; Kubernetes leaves its `resourceVersion`
+    /// empty.
+    pub(crate) dry_run: bool,
+}
+
+impl WriteOptions {
+    pub(crate) fn parse(query: &Query) -> Result<Self, ApiError> {
+        Ok(Self { dry_run: query.dry_run()? })
+    }
 }
 
 /// The response to a write: the object at the revision it got.
@@ -73,6 +102,7 @@ pub(crate) async fn create(
     state: &State,
     served: &Served,
     namespace: Option<&str>,
+    options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let Some(namespace) = namespace else {
@@ -84,7 +114,7 @@ pub(crate) async fn create(
     let object = submitted.into_object(namespace, name.clone(), identity, served.def.node_name)?;
     served.metrics.encodes.inc();
     let target = Target { kind: &served.def.kind, namespace, name: &name };
-    let stored = served.delegator.create(target, object).await?;
+    let stored = served.delegator.create(target, object, options.dry_run).await?;
     Ok(written(served, StatusCode::CREATED, &stored.object, stored.revision))
 }
 
@@ -92,11 +122,12 @@ pub(crate) async fn replace(
     state: &State,
     served: &Served,
     (namespace, name): (&str, &str),
+    options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let submitted = object_body(state, served, &headers, body).await?;
     let precondition = submitted.resource_version;
-    update(served, (namespace, name), precondition, &|current: &Object| {
+    update(served, (namespace, name), (precondition, options), &|current: &Object| {
         replacement(served, (namespace, name), submitted.clone(), current)
     })
     .await
@@ -106,6 +137,7 @@ pub(crate) async fn patch(
     state: &State,
     served: &Served,
     (namespace, name): (&str, &str),
+    options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let given = content_type(&headers);
@@ -120,7 +152,7 @@ pub(crate) async fn patch(
         Some(text) => Some(parse_resource_version(text)?),
         None => None,
     };
-    update(served, (namespace, name), precondition, &|current: &Object| {
+    update(served, (namespace, name), (precondition, options), &|current: &Object| {
         let mut value = current.to_value(&served.head);
         json_patch::merge(&mut value, &patch);
         let submitted = Submitted::from_value(value, &served.def.kind, &served.api_version)?;
@@ -150,19 +182,22 @@ fn replacement(
 async fn update(
     served: &Served,
     (namespace, name): (&str, &str),
-    precondition: Option<u64>,
+    (precondition, options): (Option<u64>, WriteOptions),
     next: &(dyn Fn(&Object) -> Result<Object, ApiError> + Send + Sync),
 ) -> Result<Response, ApiError> {
-    validate_name("name", name)?;
+    validation::object_name("name", name)?;
     let target = Target { kind: &served.def.kind, namespace, name };
-    let stored = served.delegator.update(target, precondition, next).await?;
+    let stored = served.delegator.update(target, precondition, next, options.dry_run).await?;
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
 }
 
-/// `DeleteOptions`, of which the server reads the preconditions.
+/// `DeleteOptions`, of which the server reads the preconditions and `dryRun`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DeleteOptions {
     preconditions: Option<DeletePreconditions>,
+    #[serde(default)]
+    dry_run: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,19 +211,22 @@ pub(crate) async fn delete(
     state: &State,
     served: &Served,
     (namespace, name): (&str, &str),
+    options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let body = read_body(state, &headers, body).await?;
-    let options: DeleteOptions = if body.is_empty() {
+    let body_options: DeleteOptions = if body.is_empty() {
         DeleteOptions::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("invalid DeleteOptions: {error}")))?
     };
-    let given = options.preconditions.unwrap_or_default();
+    // kubectl sends `dryRun` in the body; other clients in the query.
+    let dry_run = options.dry_run || dry_run(body_options.dry_run.iter().map(String::as_str))?;
+    let given = body_options.preconditions.unwrap_or_default();
     let revision = given.resource_version.as_deref().map(parse_resource_version).transpose()?;
     let preconditions = Preconditions { revision, uid: given.uid };
     let target = Target { kind: &served.def.kind, namespace, name };
-    let stored = served.delegator.delete(target, &preconditions).await?;
+    let stored = served.delegator.delete(target, &preconditions, dry_run).await?;
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision).into_response())
 }

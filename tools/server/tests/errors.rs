@@ -65,6 +65,13 @@ fn map(name: &str, value: &str) -> Value {
     json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name }, "data": { "value": value } })
 }
 
+/// A configmap with one label, as a body.
+fn labelled(key: &str, value: &str) -> Vec<u8> {
+    let mut map = map("labelled", "x");
+    map["metadata"]["labels"] = json!({ key: value });
+    map.to_string().into_bytes()
+}
+
 /// A bad request: method, path, content type, body; the code and reason it must get.
 type Case = (&'static str, String, &'static str, Vec<u8>, u16, &'static str);
 
@@ -127,6 +134,44 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
             "AlreadyExists",
         ),
         ("POST", MAPS.into(), "application/json", too_big, 413, "RequestEntityTooLarge"),
+        // A browser sends `text/plain` without a CORS preflight: never a write.
+        (
+            "POST",
+            MAPS.into(),
+            "text/plain",
+            map("plain", "x").to_string().into_bytes(),
+            415,
+            "UnsupportedMediaType",
+        ),
+        ("POST", MAPS.into(), "application/yaml", b"metadata: [unclosed".to_vec(), 400, "BadRequest"),
+        (
+            "POST",
+            format!("{MAPS}?dryRun=Some"),
+            "application/json",
+            map("d", "x").to_string().into_bytes(),
+            400,
+            "BadRequest",
+        ),
+        ("DELETE", format!("{MAPS}/keep?dryRun=true"), "", vec![], 400, "BadRequest"),
+        (
+            "POST",
+            MAPS.into(),
+            "application/json",
+            map("a..b", "x").to_string().into_bytes(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "POST",
+            format!("/api/v1/namespaces/{}/configmaps", "n".repeat(64)),
+            "application/json",
+            map("n", "x").to_string().into_bytes(),
+            400,
+            "BadRequest",
+        ),
+        ("POST", MAPS.into(), "application/json", labelled("with space", "x"), 400, "BadRequest"),
+        ("POST", MAPS.into(), "application/json", labelled("app", &"v".repeat(64)), 400, "BadRequest"),
+        ("GET", format!("{MAPS}/%FF"), "", vec![], 400, "BadRequest"),
         (
             "PUT",
             format!("{MAPS}/keep"),
@@ -316,4 +361,17 @@ fn sigterm_ends_watches_cleanly_and_exits_zero() {
         String::from_utf8_lossy(&rest)
     );
     assert!(child.wait().unwrap().success(), "exit code 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_body_is_the_object_its_json_would_be() {
+    let server = Running::start(Settings::default()).await;
+    let raw = Raw::new(&server);
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\n  labels: {app: web}\ndata:\n  value: \"1\"\n";
+    let (code, _, created) = raw.send("POST", MAPS, "application/yaml", yaml.into()).await;
+    assert_eq!(code, 201, "{created}");
+    let (code, read) = raw.get(&format!("{MAPS}/from-yaml")).await;
+    assert_eq!(code, 200);
+    assert_eq!((&read["metadata"]["labels"]["app"], &read["data"]["value"]), (&json!("web"), &json!("1")));
+    server.stop().await;
 }

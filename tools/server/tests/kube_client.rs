@@ -321,3 +321,64 @@ async fn a_watcher_that_falls_out_of_the_window_relists_and_ends_equal() {
     .expect("the watcher relisted and reached the server's state");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_answer_as_the_write_would_and_store_nothing() {
+    use kube::api::{Patch, PatchParams};
+    let server = Running::start(Settings::default()).await;
+    let maps: Api<ConfigMap> = Api::default_namespaced(client(&server));
+    let kept = maps.create(&PostParams::default(), &config_map("kept", &[], "1")).await.unwrap();
+    let before = maps.list(&ListParams::default()).await.unwrap();
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+
+    let created = maps.create(&dry, &config_map("new", &[], "1")).await.unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("new"));
+    let mut changed = kept.clone();
+    changed.data = Some(BTreeMap::from([("value".to_string(), "2".to_string())]));
+    let replaced = maps.replace("kept", &dry, &changed).await.unwrap();
+    assert_eq!(value_of(&replaced), Some("2"), "the answer is the object as it would be stored");
+    let patch = Patch::Merge(serde_json::json!({ "data": { "value": "3" } }));
+    let patched =
+        maps.patch("kept", &PatchParams { dry_run: true, ..PatchParams::default() }, &patch).await.unwrap();
+    assert_eq!(value_of(&patched), Some("3"));
+    let deleted =
+        maps.delete("kept", &DeleteParams { dry_run: true, ..DeleteParams::default() }).await.unwrap();
+    assert!(deleted.left().is_some_and(|map| map.metadata.name.as_deref() == Some("kept")));
+    // A dry run is checked as the write is: a name taken, a stale precondition.
+    let taken = maps.create(&dry, &config_map("kept", &[], "1")).await.unwrap_err();
+    assert_eq!(status_of(taken), (409, "AlreadyExists".into()));
+    let mut stale = kept.clone();
+    let current: u64 = kept.metadata.resource_version.as_deref().unwrap().parse().unwrap();
+    stale.metadata.resource_version = Some((current + 1000).to_string());
+    assert_eq!(status_of(maps.replace("kept", &dry, &stale).await.unwrap_err()), (409, "Conflict".into()));
+
+    let after = maps.list(&ListParams::default()).await.unwrap();
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "no revision was spent");
+    assert_eq!(after.items, before.items);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contended_replaces_without_a_resource_version_all_land() {
+    let server = Running::start(Settings::default()).await;
+    let maps: Api<ConfigMap> = Api::default_namespaced(client(&server));
+    maps.create(&PostParams::default(), &config_map("contended", &[], "0")).await.unwrap();
+    // Replaces with no `resourceVersion` are retried inside the server for as long as
+    // another write wins the race (Kubernetes' GuaranteedUpdate): never a 409.
+    let writers = (0..8).map(|writer| {
+        let maps = maps.clone();
+        tokio::spawn(async move {
+            for round in 0..25 {
+                let map = config_map("contended", &[], &format!("{writer}-{round}"));
+                maps.replace("contended", &PostParams::default(), &map).await.expect("a replace lands");
+            }
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        writer.unwrap();
+    }
+    let list = maps.list(&ListParams::default()).await.unwrap();
+    let revision: u64 = list.metadata.resource_version.unwrap().parse().unwrap();
+    assert_eq!(revision, 1 + 8 * 25, "every replace was one write");
+    server.stop().await;
+}

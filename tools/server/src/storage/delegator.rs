@@ -228,25 +228,67 @@ impl Delegator {
         Ok(Watched { prelude, watch })
     }
 
-    pub(crate) async fn create(&self, target: Target<'_>, object: Object) -> Result<Stored, StorageError> {
-        self.storage.create(target, object).await
+    /// The object `target` names in a consistent read, and the revision read at: what a
+    /// dry run checks its write against.
+    async fn current(&self, target: &Target<'_>) -> Result<(Option<Arc<Object>>, u64), StorageError> {
+        self.get(target.namespace, target.name, ReadAt::Consistent).await
     }
 
+    /// Creates `object`; with `dry_run`, only answers as a create would (the object, at
+    /// the revision it was checked at), storing nothing.
+    pub(crate) async fn create(
+        &self,
+        target: Target<'_>,
+        object: Object,
+        dry_run: bool,
+    ) -> Result<Stored, StorageError> {
+        if !dry_run {
+            return self.storage.create(target, object).await;
+        }
+        match self.current(&target).await? {
+            (Some(_), _) => Err(StorageError::already_exists(&target)),
+            (None, revision) => Ok(Stored { object: Arc::new(object), revision }),
+        }
+    }
+
+    /// Replaces the object with `next(current)`; with `dry_run`, answers with what it
+    /// would store, at the current object's revision, storing nothing.
     pub(crate) async fn update(
         &self,
         target: Target<'_>,
         precondition: Option<u64>,
         next: &UpdateFn<'_>,
+        dry_run: bool,
     ) -> Result<Stored, StorageError> {
-        self.storage.update(target, precondition, next).await
+        if !dry_run {
+            return self.storage.update(target, precondition, next).await;
+        }
+        let Some(current) = self.current(&target).await?.0 else {
+            return Err(StorageError::not_found(&target));
+        };
+        if precondition.is_some_and(|revision| current.revision() != revision) {
+            return Err(StorageError::conflict(&target));
+        }
+        let object = Arc::new(next(&current).map_err(StorageError::Refused)?);
+        Ok(Stored { object, revision: current.revision() })
     }
 
+    /// Deletes the object; with `dry_run`, answers with the object a delete would remove,
+    /// deleting nothing.
     pub(crate) async fn delete(
         &self,
         target: Target<'_>,
         preconditions: &Preconditions,
+        dry_run: bool,
     ) -> Result<Stored, StorageError> {
-        self.storage.delete(target, preconditions).await
+        if !dry_run {
+            return self.storage.delete(target, preconditions).await;
+        }
+        match self.current(&target).await? {
+            (None, _) => Err(StorageError::not_found(&target)),
+            (Some(current), _) if !preconditions.hold_for(&current) => Err(StorageError::conflict(&target)),
+            (Some(current), revision) => Ok(Stored { object: current, revision }),
+        }
     }
 
     /// Stops the storage's background work and the cacher.

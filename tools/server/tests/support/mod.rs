@@ -6,17 +6,19 @@ pub mod etcd;
 
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
-use watchcache_server::{Server, Settings};
+use watchcache_server::{Server, ServerError, Settings};
 
 /// A running server; shuts down gracefully when dropped.
 pub struct Running {
     pub address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+    tls: bool,
 }
 
 impl Running {
     pub async fn start(settings: Settings) -> Self {
+        let tls = settings.tls.is_some();
         let server = Server::new(settings).await.expect("valid settings");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
@@ -24,11 +26,12 @@ impl Running {
         let task = tokio::spawn(server.serve(listener, async move {
             let _ = stopped.await;
         }));
-        Self { address, stop: Some(stop), task: Some(task) }
+        Self { address, stop: Some(stop), task: Some(task), tls }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
     /// Shuts the server down and waits for it to finish.
