@@ -11,11 +11,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::Running;
+use support::{Running, ServerProcess};
 use watchcache_server::{Server, ServerError, Settings, TlsFiles};
 
 const MAPS: &str = "/api/v1/namespaces/default/configmaps";
@@ -147,12 +147,12 @@ async fn kube_rs_and_kubectl_reach_tls_with_a_token_and_nothing_else_does() {
 async fn a_request_without_a_token_is_401_as_a_status() {
     let credentials = Credentials::new();
     let server = Running::start(Settings { tls: None, ..credentials.settings() }).await;
-    let (head, body) = raw_request(&server, "GET", MAPS, &[]);
+    let (head, body) = raw_request(server.address, ("GET", MAPS), &[], "");
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("Unauthorized")));
     let bearer = format!("Bearer {TOKEN}");
-    let (head, _) = raw_request(&server, "GET", MAPS, &[("Authorization", &bearer)]);
+    let (head, _) = raw_request(server.address, ("GET", MAPS), &[("Authorization", &bearer)], "");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     server.stop().await;
 }
@@ -186,17 +186,25 @@ async fn serving_other_machines_needs_tls_and_tokens_or_explicit_consent() {
 }
 
 /// Sends one request on a new connection (closed after it); the response head and body.
-fn raw_request(server: &Running, method: &str, path: &str, headers: &[(&str, &str)]) -> (String, String) {
-    let mut stream = TcpStream::connect(server.address).unwrap();
+fn raw_request(
+    address: SocketAddr,
+    (method, path): (&str, &str),
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (String, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(HANG)).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-        request += &format!("Host: {}\r\n", server.address);
+        request += &format!("Host: {address}\r\n");
+    }
+    if !body.is_empty() {
+        request += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
     }
     for (name, value) in headers {
         request += &format!("{name}: {value}\r\n");
     }
-    stream.write_all(format!("{request}\r\n").as_bytes()).unwrap();
+    stream.write_all(format!("{request}\r\n{body}").as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -206,12 +214,12 @@ fn raw_request(server: &Running, method: &str, path: &str, headers: &[(&str, &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_loopback_only_loopback_host_names_are_served() {
     let server = Running::start(Settings::default()).await;
-    let (head, body) = raw_request(&server, "GET", MAPS, &[("Host", "rebound.example:8080")]);
+    let (head, body) = raw_request(server.address, ("GET", MAPS), &[("Host", "rebound.example:8080")], "");
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(body.contains("\"reason\":\"Forbidden\""), "{body}");
     let port = server.address.port();
     for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "[::1]".into()] {
-        let (head, _) = raw_request(&server, "GET", MAPS, &[("Host", &host)]);
+        let (head, _) = raw_request(server.address, ("GET", MAPS), &[("Host", &host)], "");
         assert!(head.starts_with("HTTP/1.1 200"), "{host}: {head}");
     }
     server.stop().await;
@@ -264,9 +272,8 @@ async fn writes_beyond_the_inflight_limit_get_429_and_reads_go_on() {
     let (server, status) = tokio::task::spawn_blocking(move || {
         let held = HeldWrite::start(&server, "held");
         let body = r#"{"metadata":{"name":"refused"}}"#;
-        let length = body.len().to_string();
-        let refused = raw_request_with_body(&server, "POST", MAPS, &length, body);
-        let (read, _) = raw_request(&server, "GET", MAPS, &[]);
+        let refused = raw_request(server.address, ("POST", MAPS), &[], body);
+        let (read, _) = raw_request(server.address, ("GET", MAPS), &[], "");
         assert!(read.starts_with("HTTP/1.1 200"), "reads have their own slots: {read}");
         let created = held.finish();
         assert!(created.starts_with("HTTP/1.1 201"), "{created}");
@@ -281,34 +288,13 @@ async fn writes_beyond_the_inflight_limit_get_429_and_reads_go_on() {
     server.stop().await;
 }
 
-fn raw_request_with_body(
-    server: &Running,
-    method: &str,
-    path: &str,
-    length: &str,
-    body: &str,
-) -> (String, String) {
-    let mut stream = TcpStream::connect(server.address).unwrap();
-    stream.set_read_timeout(Some(HANG)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\
-         Connection: close\r\n\r\n{body}",
-        server.address
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.to_owned(), body.to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_past_its_time_limit_is_504_and_a_watch_has_none() {
     // A zero limit times out any request that has to wait at all; a list at a revision
     // the server has not reached waits for it.
     let server = Running::start(Settings { request_timeout: Duration::ZERO, ..Settings::default() }).await;
-    let (head, body) = raw_request(&server, "GET", &format!("{MAPS}?resourceVersion=1000000"), &[]);
+    let (head, body) =
+        raw_request(server.address, ("GET", &format!("{MAPS}?resourceVersion=1000000")), &[], "");
     assert!(head.starts_with("HTTP/1.1 504"), "{head}");
     assert!(body.contains("\"reason\":\"Timeout\""), "{body}");
     let mut watch = TcpStream::connect(server.address).unwrap();
@@ -344,7 +330,7 @@ async fn connections_that_send_nothing_neither_stop_others_nor_stay() {
             })
             .collect();
         for _ in 0..10 {
-            let (head, _) = raw_request(&server, "GET", MAPS, &[]);
+            let (head, _) = raw_request(server.address, ("GET", MAPS), &[], "");
             assert!(head.starts_with("HTTP/1.1 200"), "served while 200 connections hang: {head}");
         }
         for stream in &mut held {
@@ -362,4 +348,30 @@ async fn connections_that_send_nothing_neither_stop_others_nor_stay() {
     .await
     .unwrap();
     server.stop().await;
+}
+
+#[test]
+fn no_token_or_object_data_reaches_the_log_or_the_metrics() {
+    let credentials = Credentials::new();
+    let tokens = credentials.path("tokens.csv");
+    // Every log line the server has, from its own and its libraries' modules.
+    let server = ServerProcess::start_logging(&["--token-auth-file", tokens.to_str().unwrap()], "trace");
+    let address: SocketAddr = server.address.parse().unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let secret_body =
+        r#"{"metadata":{"name":"classified","labels":{"level":"top"}},"data":{"key":"s3cr3t-data"}}"#;
+    let (created, _) = raw_request(address, ("POST", MAPS), &[("Authorization", &bearer)], secret_body);
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let (refused, _) = raw_request(address, ("GET", MAPS), &[("Authorization", "Bearer guessed-a1b2c3")], "");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let (head, metrics) = raw_request(address, ("GET", "/metrics"), &[("Authorization", &bearer)], "");
+    assert!(head.starts_with("HTTP/1.1 200") && metrics.contains("watchcache_"), "{head}");
+    for object_data in ["classified", "s3cr3t-data", "level", "top"] {
+        assert!(!metrics.contains(object_data), "/metrics shows {object_data:?}");
+    }
+    let log = server.kill_and_log();
+    assert!(log.contains("TRACE"), "tracing was on: {log}");
+    for secret in [TOKEN, "guessed-a1b2c3", "s3cr3t-data"] {
+        assert!(!log.contains(secret), "the log holds {secret:?}");
+    }
 }

@@ -58,15 +58,23 @@ impl Drop for Running {
 pub struct ServerProcess {
     process: std::process::Child,
     pub address: String,
+    /// What the server logged after its start-up line, once it has exited.
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts the binary with `args` (and `--listen 127.0.0.1:0`), once it is listening.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// [`Self::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(args: &[&str], filter: &str) -> Self {
         use std::io::BufRead;
         let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_watchcache-server"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .env("RUST_LOG", filter)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the server binary runs");
@@ -81,8 +89,14 @@ impl ServerProcess {
                 Some(line[at..].split_whitespace().next()?.to_owned())
             })
             .expect("the server logs its address");
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { process, address }
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Self { process, address, log: Some(log) }
+    }
+
+    /// Kills the server; everything it logged after starting.
+    pub fn kill_and_log(mut self) -> String {
+        self.kill();
+        self.log.take().map(|log| log.join().expect("the log reader").join("\n")).unwrap_or_default()
     }
 
     /// A kube-rs client of it.
