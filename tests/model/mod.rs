@@ -9,6 +9,8 @@
 //! passed over are a gap whose state is unknown.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod driver;
+
 use std::collections::BTreeMap;
 use watchcache::{Event, TryRecvError, Watch, WatchError};
 

@@ -1,0 +1,109 @@
+//! What the fuzz targets share: one in-memory `watchcache-server` behind its router, fed
+//! requests without a socket, and the rule every answer must keep — a server error is a
+//! bug, and every refusal is a Kubernetes `Status` saying why in lowercase.
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tower::ServiceExt;
+use watchcache_server::{Server, Settings};
+
+/// The collection every request is about, and the object the server starts with.
+pub const MAPS: &str = "/api/v1/namespaces/default/configmaps";
+pub const SEEDED: &str = "seeded";
+
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+}
+
+fn harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let settings = Settings {
+            // Small enough that a fuzzed body or window never costs much; short enough
+            // that a list at a future revision answers 504 in the time of a few inputs.
+            max_body_bytes: 64 * 1024,
+            window: Some(256),
+            request_timeout: Duration::from_millis(50),
+            ..Settings::default()
+        };
+        let router = runtime.block_on(async {
+            let server = Server::new(settings).await.expect("an in-memory server");
+            let router = server.router();
+            // The object the patch and replace inputs find.
+            let body = format!(
+                r#"{{"metadata":{{"name":"{SEEDED}","labels":{{"app":"web"}}}},"data":{{"k":"v"}}}}"#
+            );
+            let created =
+                send(&router, Method::POST, MAPS, Some("application/json"), body.into_bytes()).await;
+            assert_eq!(created.0, StatusCode::CREATED);
+            // The server lives as long as the process; its router holds what it needs.
+            std::mem::forget(server);
+            router
+        });
+        Harness { runtime, router }
+    })
+}
+
+async fn send(
+    router: &axum::Router,
+    method: Method,
+    uri: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Option<Vec<u8>>) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(content_type) = content_type {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
+    }
+    let request = request.body(Body::from(body)).expect("a request");
+    let response = router.clone().oneshot(request).await.expect("the router is infallible");
+    let status = response.status();
+    // A watch streams for as long as it is read: only bounded bodies are read whole.
+    let bounded = response.headers().contains_key(http::header::CONTENT_LENGTH);
+    let body = if bounded {
+        Some(axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body").to_vec())
+    } else {
+        None
+    };
+    (status, body)
+}
+
+/// Percent-encodes what may not stand in a URI as it is; keeps the rest (`&`, `=`, `%`…)
+/// so the fuzzer reaches the query parser with its own separators and escapes.
+pub fn uri_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte) {
+            text.push(byte as char);
+        } else {
+            text.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    text
+}
+
+/// Sends one request and checks its answer; `uri` must parse as a URI (see [`uri_text`]).
+pub fn check(method: Method, uri: &str, content_type: Option<&str>, body: Vec<u8>) {
+    let harness = harness();
+    let (status, body) =
+        harness.runtime.block_on(send(&harness.router, method.clone(), uri, content_type, body));
+    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {uri}");
+    if status.is_client_error() || status.is_server_error() {
+        let body = body.unwrap_or_else(|| panic!("{method} {uri}: a refusal has a bounded body"));
+        let status_object: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{method} {uri}: refusal is not json"));
+        assert_eq!(status_object["kind"], "Status", "{method} {uri}: {status_object}");
+        assert_eq!(status_object["code"], status.as_u16(), "{method} {uri}: {status_object}");
+        let message = status_object["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{method} {uri}: no message");
+        assert!(!message.starts_with(char::is_uppercase), "{method} {uri}: {message}");
+    } else if let Some(body) = body {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .unwrap_or_else(|_| panic!("{method} {uri}: not json"));
+    }
+}
