@@ -20,7 +20,6 @@ use model::FilterSpec;
 use proptest::prelude::*;
 use watchcache::SlowWatcherPolicy;
 
-
 fn filter_spec() -> impl Strategy<Value = FilterSpec> {
     (prop::sample::select(vec!["", "a/", "b/"]), prop::option::of(0..NODES.len()), any::<bool>()).prop_map(
         |(prefix, node, even_only)| FilterSpec {
@@ -41,7 +40,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-
 fn read() -> impl Strategy<Value = Read> {
     let start = prop_oneof![
         Just(StartSpec::Latest),
@@ -58,7 +56,6 @@ fn read() -> impl Strategy<Value = Read> {
     ]
 }
 
-
 fn upstream_op() -> impl Strategy<Value = UpstreamOp> {
     let object = prop::option::of((0..NODES.len(), 0..100u32));
     let changes = prop::collection::btree_map(0..KEYS.len(), object, 1..4)
@@ -71,7 +68,6 @@ fn upstream_op() -> impl Strategy<Value = UpstreamOp> {
         6 => read().prop_map(UpstreamOp::Read),
     ]
 }
-
 
 /// The longest operation sequence: shorter under Miri, which interprets every step.
 const OPS: usize = if cfg!(miri) { 24 } else { 80 };

@@ -499,3 +499,100 @@ async fn reads_older_than_the_window_come_from_etcd_until_it_compacts_them() {
     assert!(matches!(event, Some(WatchEvent::Error(ref status)) if status.code == 410), "{event:?}");
     server.stop().await;
 }
+
+/// A precondition taken from the answer a replica just gave holds on the other replica,
+/// though the other's cache may not have the write yet: the check is etcd's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_precondition_from_the_last_answer_holds_on_a_lagging_replica() {
+    let etcd = Etcd::start(1);
+    let a = Running::start(on(etcd.endpoints())).await;
+    let b = Running::start(on(etcd.endpoints())).await;
+    let replicas = [maps(&a), maps(&b)];
+    // Chains of writes to four names at once, each write on the replica the previous one
+    // did not go through, with the revision it answered as the next one's precondition.
+    let chains = (0..4).map(|chain| {
+        let replicas = replicas.clone();
+        tokio::spawn(async move {
+            let (pp, name) = (PostParams::default(), format!("x{chain}"));
+            let mut last = replicas[0].create(&pp, &config_map(&name, "0")).await.unwrap();
+            for value in 1..=50 {
+                let mut next = config_map(&name, &value.to_string());
+                next.metadata.resource_version = last.metadata.resource_version.clone();
+                last = replicas[value % 2].replace(&name, &pp, &next).await.expect("the precondition holds");
+            }
+            let preconditions =
+                kube::api::Preconditions { resource_version: last.metadata.resource_version, uid: None };
+            let delete = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::default() };
+            replicas[0].delete(&name, &delete).await.expect("the delete's precondition holds too");
+        })
+    });
+    for chain in futures::future::join_all(chains).await {
+        chain.unwrap();
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A watch from before the window gets etcd's history exactly: every change, in order,
+/// each at its own revision, so that it can be resumed from any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_before_the_window_is_the_exact_history_and_resumes_anywhere() {
+    let etcd = Etcd::start(1);
+    let server = Running::start(Settings { window: Some(4), ..on(etcd.endpoints()) }).await;
+    let maps = maps(&server);
+    let pp = PostParams::default();
+    // (event type, name, resourceVersion) of every write, as it was answered.
+    let mut writes: Vec<(&str, String, String)> = Vec::new();
+    for (name, value) in [("b", "0"), ("a", "0"), ("c", "0")] {
+        writes.push((
+            "ADDED",
+            name.into(),
+            revision_of(&maps.create(&pp, &config_map(name, value)).await.unwrap()),
+        ));
+    }
+    for round in 1..=3 {
+        for name in ["c", "a"] {
+            let replaced = maps.replace(name, &pp, &config_map(name, &round.to_string())).await.unwrap();
+            writes.push(("MODIFIED", name.into(), revision_of(&replaced)));
+        }
+    }
+    let deleted = maps.delete("b", &DeleteParams::default()).await.unwrap().left().unwrap();
+    writes.push(("DELETED", "b".into(), revision_of(&deleted)));
+    writes.push((
+        "ADDED",
+        "b".into(),
+        revision_of(&maps.create(&pp, &config_map("b", "again")).await.unwrap()),
+    ));
+
+    // The events of a watch from the revision of write `from`, as many as writes after it.
+    let events = |from: usize| {
+        let maps = maps.clone();
+        let count = writes.len() - from - 1;
+        let from = writes[from].2.clone();
+        async move {
+            let params = WatchParams { bookmarks: false, ..WatchParams::default() };
+            let mut watch = maps.watch(&params, &from).await.unwrap().boxed();
+            let mut seen = Vec::new();
+            while seen.len() < count {
+                let event =
+                    tokio::time::timeout(HANG, watch.try_next()).await.expect("in time").unwrap().unwrap();
+                seen.push(match event {
+                    WatchEvent::Added(map) => {
+                        ("ADDED", map.metadata.name.clone().unwrap(), revision_of(&map))
+                    }
+                    WatchEvent::Modified(map) => {
+                        ("MODIFIED", map.metadata.name.clone().unwrap(), revision_of(&map))
+                    }
+                    WatchEvent::Deleted(map) => {
+                        ("DELETED", map.metadata.name.clone().unwrap(), revision_of(&map))
+                    }
+                    other => panic!("unexpected {other:?}"),
+                });
+            }
+            seen
+        }
+    };
+    assert_eq!(events(1).await, writes[2..], "the history after the second write");
+    assert_eq!(events(6).await, writes[7..], "resumed from the middle of that history");
+    server.stop().await;
+}

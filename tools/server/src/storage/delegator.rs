@@ -3,7 +3,7 @@
 //! the storage, and ones older than the cacher's window from the storage's history
 //! while it has it.
 
-use super::{caught_up, Preconditions, Storage, StorageError, Stored, Target, UpdateFn};
+use super::{caught_up, Changed, Preconditions, Storage, StorageError, Stored, Target, UpdateFn};
 use crate::object::Object;
 use crate::resource::ResourceDef;
 use crate::selector::Selection;
@@ -46,13 +46,13 @@ pub(crate) struct Listed {
     pub(crate) revision: u64,
 }
 
-/// An event a watch from before the cacher's window owes before its live events: the
-/// difference from the storage's state then to the cacher's now.
+/// An event a watch from before the cacher's window owes before the cacher's: one change
+/// of the storage's history, as the watch's selection sees it.
 #[derive(Debug)]
 pub(crate) enum Prelude {
     Added(Arc<Object>),
     Modified(Arc<Object>),
-    /// The object's last state, deleted by `revision` at the latest.
+    /// The object's last state, deleted (or out of the selection) at `revision`.
     Deleted(Arc<Object>, u64),
 }
 
@@ -189,42 +189,45 @@ impl Delegator {
         };
         match self.cacher.watch(options.clone().start(cache_start)) {
             Ok(watch) => Ok(Watched { prelude: Vec::new(), watch }),
-            Err(WatchError::Expired { requested, .. }) => {
-                self.watch_from_history(selection, requested, options).await
+            Err(WatchError::Expired { requested, oldest }) => {
+                self.watch_from_history(selection, (requested, oldest), options).await
             }
             Err(error) => Err(watch_error(error)),
         }
     }
 
-    /// A watch from before the cacher's window: the difference from the storage's state
-    /// then to the cacher's now, then the cacher's watch from now.
+    /// A watch from before the cacher's window: the storage's exact history from
+    /// `requested` to the window's `oldest` revision, then the cacher's watch from there.
+    /// Each change is its own event at its own revision, so a client may resume from
+    /// any of them.
     async fn watch_from_history(
         &self,
         selection: &Selection,
-        revision: u64,
+        (requested, oldest): (u64, u64),
         options: watchcache::WatchOptions<Object>,
     ) -> Result<Watched, StorageError> {
-        let then: std::collections::BTreeMap<Arc<str>, Arc<Object>> =
-            self.history(selection, revision).await?.into_iter().collect();
-        let now = self.cacher.list_async(selection.list_options()).await.map_err(cache_error)?;
-        let mut prelude = Vec::new();
-        let mut now_keys = std::collections::BTreeSet::new();
-        for (key, object) in &now.items {
-            now_keys.insert(&**key);
-            match then.get(key) {
-                None => prelude.push(Prelude::Added(object.clone())),
-                Some(before) if before.revision() != object.revision() => {
-                    prelude.push(Prelude::Modified(object.clone()))
+        let changes = self.storage.changes(requested, oldest).await?;
+        let selects = |side: &Option<(String, Object)>| {
+            side.as_ref().is_some_and(|(key, object)| selection.matches(key, object))
+        };
+        // What the watch sees of each change: it may enter or leave the selection.
+        let prelude = changes
+            .into_iter()
+            .filter_map(|change| match (selects(&change.before), selects(&change.after), change) {
+                (false, true, Changed { after: Some((_, after)), .. }) => {
+                    Some(Prelude::Added(Arc::new(after)))
                 }
-                Some(_) => {}
-            }
-        }
-        for (key, before) in &then {
-            if !now_keys.contains(&**key) {
-                prelude.push(Prelude::Deleted(before.clone(), now.revision));
-            }
-        }
-        let watch = self.cacher.watch(options.start(Start::Revision(now.revision))).map_err(watch_error)?;
+                (true, true, Changed { after: Some((_, after)), .. }) => {
+                    Some(Prelude::Modified(Arc::new(after)))
+                }
+                (true, false, Changed { before: Some((_, before)), revision, .. }) => {
+                    Some(Prelude::Deleted(Arc::new(before), revision))
+                }
+                _ => None,
+            })
+            .collect();
+        // The window may have moved on meanwhile: then the client relists (410).
+        let watch = self.cacher.watch(options.start(Start::Revision(oldest))).map_err(watch_error)?;
         Ok(Watched { prelude, watch })
     }
 

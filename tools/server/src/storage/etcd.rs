@@ -8,12 +8,15 @@
 //! with no `resourceVersion` is consistent: the server learns etcd's current revision
 //! with a quorum read and answers from the cacher once it has caught up.
 
-use super::reflector::{Reflector, ReflectorHandle};
-use super::{caught_up, Preconditions, Storage, StorageError, Stored, Target, UpdateFn, CACHE_WAIT};
+use super::reflector::{modified_at, Reflector, ReflectorHandle};
+use super::{caught_up, Changed, Preconditions, Storage, StorageError, Stored, Target, UpdateFn, CACHE_WAIT};
 use crate::object::Object;
 use crate::resource::ResourceDef;
 use bytes::Bytes;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    WatchOptions,
+};
 use std::sync::Arc;
 use watchcache::{Cacher, ListError, Upstream};
 
@@ -135,19 +138,15 @@ impl EtcdStorage {
 
     /// The current object to start a read-modify-write from: the cacher's (etcd decides
     /// whether it is still current), or etcd's if the cacher has none yet.
-    async fn current(
-        &self,
-        target: &Target<'_>,
-        etcd_key: &str,
-    ) -> Result<Option<Arc<Object>>, StorageError> {
+    async fn current(&self, target: &Target<'_>, etcd_key: &str) -> Result<Current, StorageError> {
         let cached = self
             .cacher
             .get(&self.keys.def.key(target.namespace, target.name))
             .ok()
             .and_then(|(object, _)| object);
         match cached {
-            Some(object) => Ok(Some(object)),
-            None => self.read(etcd_key).await,
+            Some(object) => Ok(Current { object: Some(object), from_etcd: false }),
+            None => Ok(Current { object: self.read(etcd_key).await?, from_etcd: true }),
         }
     }
 
@@ -160,6 +159,15 @@ impl EtcdStorage {
             .or_else([TxnOp::get(key, None)]);
         self.client.clone().txn(txn).await.map_err(unavailable)
     }
+}
+
+/// The object a read-modify-write starts from, and whether etcd said so: the cacher's
+/// may lag behind a write the client has already been answered for, so a precondition
+/// it fails is checked again against etcd before the write is refused (as Kubernetes'
+/// `GuaranteedUpdate` does).
+struct Current {
+    object: Option<Arc<Object>>,
+    from_etcd: bool,
 }
 
 fn written(response: &TxnResponse, mut object: Object) -> Stored {
@@ -190,9 +198,13 @@ impl Storage for EtcdStorage {
         let mut current = self.current(&target, &key).await?;
         // Kubernetes' GuaranteedUpdate: retried for as long as other writes win the race.
         loop {
-            let Some(object) = current else { return Err(StorageError::not_found(&target)) };
+            let Some(object) = current.object else { return Err(StorageError::not_found(&target)) };
             if precondition.is_some_and(|revision| object.revision() != revision) {
-                return Err(StorageError::conflict(&target));
+                if current.from_etcd {
+                    return Err(StorageError::conflict(&target));
+                }
+                current = Current { object: self.read(&key).await?, from_etcd: true };
+                continue;
             }
             let replacement = next(&object).map_err(StorageError::Refused)?;
             let put = TxnOp::put(key.as_str(), replacement.to_stored(&self.keys.head), None);
@@ -200,7 +212,7 @@ impl Storage for EtcdStorage {
             if response.succeeded() {
                 return Ok(written(&response, replacement));
             }
-            current = self.current_from(&response);
+            current = Current { object: self.current_from(&response), from_etcd: true };
         }
     }
 
@@ -212,16 +224,20 @@ impl Storage for EtcdStorage {
         let key = self.keys.etcd_key(target.namespace, target.name);
         let mut current = self.current(&target, &key).await?;
         loop {
-            let Some(object) = current else { return Err(StorageError::not_found(&target)) };
+            let Some(object) = current.object else { return Err(StorageError::not_found(&target)) };
             if !preconditions.hold_for(&object) {
-                return Err(StorageError::conflict(&target));
+                if current.from_etcd {
+                    return Err(StorageError::conflict(&target));
+                }
+                current = Current { object: self.read(&key).await?, from_etcd: true };
+                continue;
             }
             let response = self.swap(&key, object.revision(), TxnOp::delete(key.as_str(), None)).await?;
             if response.succeeded() {
                 let revision = response.header().map_or(0, |header| revision(header.revision()));
                 return Ok(Stored { object, revision });
             }
-            current = self.current_from(&response);
+            current = Current { object: self.current_from(&response), from_etcd: true };
         }
     }
 
@@ -265,6 +281,77 @@ impl Storage for EtcdStorage {
             match response.kvs().last() {
                 Some(last) if response.more() => from = [last.key(), b"\0"].concat(),
                 _ => return Ok(objects),
+            }
+        }
+    }
+
+    async fn changes(&self, after: u64, through: u64) -> Result<Vec<Changed>, StorageError> {
+        let failed = |error: etcd_client::Error| {
+            if compacted(&error) {
+                StorageError::Compacted { requested: after, oldest: self.cacher.stats().window_oldest }
+            } else {
+                unavailable(error)
+            }
+        };
+        let (prefix, end) = (self.keys.prefix.as_str(), prefix_end(&self.keys.prefix));
+        let mut client = self.client.clone();
+        // The keys under the prefix (objects or not) at `after`, then after each change.
+        let count =
+            GetOptions::new().with_range(end.clone()).with_revision(etcd_revision(after)).with_count_only();
+        let mut keys = client.get(prefix, Some(count)).await.map_err(failed)?.count();
+        let watch = WatchOptions::new()
+            .with_range(end.clone())
+            .with_start_revision(etcd_revision(after.saturating_add(1)))
+            .with_prev_key();
+        let mut stream = client.watch(prefix, Some(watch)).await.map_err(failed)?;
+        let mut changes = Vec::new();
+        let mut reached = after;
+        loop {
+            // The history is complete once etcd confirms that nothing under the prefix
+            // changed after the last change seen, through `through`: no key modified
+            // since, and as many keys (nothing deleted). A history with nothing more
+            // sends nothing more, so this, not the watch, says when to stop.
+            if reached >= through {
+                return Ok(changes);
+            }
+            let modified = GetOptions::new()
+                .with_range(end.clone())
+                .with_revision(etcd_revision(through))
+                .with_keys_only()
+                .with_min_mod_revision(etcd_revision(reached + 1));
+            let since = client.get(prefix, Some(modified)).await.map_err(failed)?;
+            if since.kvs().is_empty() && since.count() == keys {
+                return Ok(changes);
+            }
+            let response = match stream.message().await.map_err(failed)? {
+                Some(response) if response.canceled() && response.compact_revision() != 0 => {
+                    return Err(StorageError::Compacted {
+                        requested: after,
+                        oldest: revision(response.compact_revision()),
+                    });
+                }
+                Some(response) if !response.canceled() => response,
+                _ => return Err(StorageError::Unavailable("etcd ended the watch of its history".into())),
+            };
+            for event in response.events() {
+                let at = modified_at(event);
+                if at > through {
+                    return Ok(changes);
+                }
+                let Some(kv) = event.kv() else { continue };
+                let now = match event.event_type() {
+                    EventType::Put => {
+                        keys += i64::from(kv.version() == 1);
+                        self.keys.decode(kv)
+                    }
+                    EventType::Delete => {
+                        keys -= 1;
+                        None
+                    }
+                };
+                let before = event.prev_kv().and_then(|kv| self.keys.decode(kv));
+                changes.push(Changed { revision: at, before, after: now });
+                reached = at;
             }
         }
     }

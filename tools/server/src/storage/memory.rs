@@ -1,7 +1,7 @@
 //! The in-memory storage: the cacher is the store. Writes are the cacher's conditional
 //! writes, decided in order by its dispatcher; its data lives as long as the process.
 
-use super::{Preconditions, Storage, StorageError, Stored, Target, UpdateFn};
+use super::{Changed, Preconditions, Storage, StorageError, Stored, Target, UpdateFn};
 use crate::object::Object;
 use crate::resource::ResourceDef;
 use std::sync::Arc;
@@ -97,6 +97,11 @@ impl Storage for MemoryStorage {
     /// No history beyond the cacher's window.
     async fn state_at(&self, revision: u64) -> Result<Vec<Object>, StorageError> {
         Err(StorageError::Compacted { requested: revision, oldest: self.cacher.stats().window_oldest })
+    }
+
+    async fn changes(&self, after: u64, _: u64) -> Result<Vec<Changed>, StorageError> {
+        // The cacher is the only history a store in memory has.
+        Err(StorageError::Compacted { requested: after, oldest: self.cacher.stats().window_oldest })
     }
 
     fn shutdown(&self) {}

@@ -47,6 +47,15 @@ pub(crate) struct Stored {
     pub(crate) revision: u64,
 }
 
+/// One change from the storage's history: the object's state before and after it, with
+/// the cacher's key (`None`: absent, or no object of the resource).
+#[derive(Debug)]
+pub(crate) struct Changed {
+    pub(crate) revision: u64,
+    pub(crate) before: Option<(String, Object)>,
+    pub(crate) after: Option<(String, Object)>,
+}
+
 /// What a delete must find before it deletes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Preconditions {
@@ -164,6 +173,12 @@ pub(crate) trait Storage: Send + Sync + fmt::Debug {
     /// (for a read older than the cacher's window); `Compacted` when the storage no
     /// longer has it.
     async fn state_at(&self, revision: u64) -> Result<Vec<Object>, StorageError>;
+
+    /// Every change to the resource after revision `after` through revision `through`,
+    /// in order, exactly as the storage's history has them (for a watch from before the
+    /// cacher's window, which the cacher serves from `through` on); `Compacted` when the
+    /// storage no longer has them.
+    async fn changes(&self, after: u64, through: u64) -> Result<Vec<Changed>, StorageError>;
 
     /// Stops what the storage runs in the background.
     fn shutdown(&self);

@@ -275,6 +275,6 @@ impl Reflector {
 }
 
 /// The revision an event happened at (a delete's `kv` carries the deleting revision).
-fn modified_at(event: &Event) -> u64 {
+pub(crate) fn modified_at(event: &Event) -> u64 {
     event.kv().map_or(0, |kv| revision(kv.mod_revision()))
 }
