@@ -25,6 +25,13 @@ use watchcache::{EventRef, Watch, WatchError};
 
 /// The most events written per chunk.
 const BATCH: usize = 256;
+/// About the most bytes written per chunk. A client that does not read holds one chunk
+/// in the connection (and the socket's buffers): the events it has not read wait in
+/// the cacher, shared with every other watch, not copied into its connection.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// The line size a watch assumes before it has written one: its first chunk is one event;
+/// later chunks take as many as fit at the longest line it has written.
+const FIRST_GUESS: usize = CHUNK_BYTES;
 
 /// Starts a watch and answers with its stream.
 pub(crate) async fn respond(
@@ -65,6 +72,7 @@ pub(crate) async fn respond(
         deadline: request.timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
         shutting_down: state.shutting_down.clone(),
         deliveries: served.metrics.deliveries.clone(),
+        largest_line: None,
         _open: OpenWatch(open),
         _permit: permit,
     };
@@ -98,6 +106,10 @@ struct WatchStream {
     deadline: Option<Instant>,
     shutting_down: tokio::sync::watch::Receiver<bool>,
     deliveries: Counter,
+    /// The longest line written so far: how many events the next chunk may take and stay
+    /// within [`CHUNK_BYTES`] (a burst of objects far larger than any before it may
+    /// overshoot once, by that many of them).
+    largest_line: Option<usize>,
     _open: OpenWatch,
     _permit: OwnedSemaphorePermit,
 }
@@ -111,15 +123,24 @@ impl WatchStream {
         loop {
             let watch = self.watch.as_mut()?;
             let mut out = BytesMut::new();
-            let mut delivered = 0;
+            let (mut delivered, mut largest) = (0, self.largest_line.unwrap_or(0));
             let lines = &self.lines;
             let deadline = self.deadline;
+            let limit = (CHUNK_BYTES / self.largest_line.unwrap_or(FIRST_GUESS).max(1)).clamp(1, BATCH);
+            let write = |event: EventRef<'_, crate::Object>| {
+                let before = out.len();
+                delivered += lines.event(&mut out, event);
+                largest = largest.max(out.len() - before);
+            };
             let read = tokio::select! {
-                read = watch.visit_async(BATCH, |event| delivered += lines.event(&mut out, event)) => read,
+                read = watch.visit_async(limit, write) => read,
                 _ = self.shutting_down.wait_for(|down| *down) => Err(WatchError::Closed),
                 _ = sleep_until(deadline) => Err(WatchError::Closed),
             };
             self.deliveries.inc_by(delivered);
+            if largest > 0 {
+                self.largest_line = Some(largest);
+            }
             if let Err(error) = read {
                 self.watch = None;
                 lines.error(&mut out, &error);

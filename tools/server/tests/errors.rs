@@ -375,3 +375,50 @@ async fn a_yaml_body_is_the_object_its_json_would_be() {
     assert_eq!((&read["metadata"]["labels"]["app"], &read["data"]["value"]), (&json!("web"), &json!("1")));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_not_read_holds_a_chunk_of_its_events_not_all_of_them() {
+    let server = Running::start(Settings::default()).await;
+    let raw = Raw::new(&server);
+    // 40 objects of 60 KiB: 2.4 MiB of initial events for a watch from "any" revision.
+    let value = "x".repeat(60 * 1024);
+    for at in 0..40 {
+        assert_eq!(raw.json("POST", MAPS, &map(&format!("big-{at}"), &value)).await.0, 201);
+    }
+    let address = server.address;
+    let chunks = tokio::task::spawn_blocking(move || {
+        let stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(HANG)).unwrap();
+        (&stream)
+            .write_all(
+                format!("GET {MAPS}?watch=true&resourceVersion=0 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        // The sizes of the first chunks, as the server wrote them (chunked encoding).
+        (0..4)
+            .map(|_| {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let size = usize::from_str_radix(line.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                size
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    // A chunk is at most 256 KiB, and never less than one line: what a client that
+    // stops reading leaves in its connection, however large the snapshot.
+    for size in &chunks {
+        assert!(*size > 60 * 1024 && *size <= 256 * 1024, "{chunks:?}");
+    }
+    server.stop().await;
+}

@@ -87,6 +87,9 @@ enum Storage {
 const NAMESPACE: &str = "default";
 /// The most a write may take before it counts as unanswered.
 const WRITE_PATIENCE: Duration = Duration::from_secs(15);
+/// How long after an unanswered write it may still land: the server's request timeout
+/// (60 s), after which it gives up on etcd, and a margin.
+const LATE_LANDING: Duration = Duration::from_secs(90);
 /// The most violations printed.
 const SHOWN: usize = 20;
 
@@ -155,6 +158,18 @@ impl Soak {
 
     fn stopped(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// The revision of what `name` holds now, by a consistent read (retried while the
+    /// server is down); `None` for absent.
+    async fn current(&self, name: &str) -> Option<u64> {
+        loop {
+            match self.maps.get_opt(name).await {
+                Ok(map) => return map.as_ref().and_then(revision_of),
+                Err(_) if !self.stopped() => tokio::time::sleep(cluster::POLL).await,
+                Err(_) => return None,
+            }
+        }
     }
 
     fn acknowledged(&self, key: &str, revision: u64, value: Option<String>) {
@@ -246,6 +261,9 @@ async fn writer(soak: Arc<Soak>, id: usize, keys: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     // What each key holds, as far as this writer (its only writer) knows.
     let mut known: Vec<Option<u64>> = vec![None; keys];
+    // Until when an unanswered write to a key may still land (on etcd: a transaction
+    // the server sent before it was killed, or before the client gave up).
+    let mut uncertain: Vec<Option<Instant>> = vec![None; keys];
     let mut counter = 0u64;
     while !soak.stopped() {
         let key = rng.gen_range(0..keys);
@@ -282,22 +300,20 @@ async fn writer(soak: Arc<Soak>, id: usize, keys: usize, seed: u64) {
             }
             Outcome::Refused if stale => bump(&soak.counters.refused_stale),
             Outcome::Refused => {
-                soak.violation(format!("{write:?} of {name} refused with 409 (its only writer)"))
+                if uncertain[key].is_none_or(|until| Instant::now() > until) {
+                    soak.violation(format!("{write:?} of {name} refused with 409 (its only writer)"));
+                }
+                known[key] = soak.current(&name).await;
             }
             Outcome::Unanswered(why) => {
                 bump(&soak.counters.unanswered);
                 if soak.storage == Storage::Memory && !soak.stopped() {
                     soak.violation(format!("{write:?} of {name} unanswered by a server never killed: {why}"));
                 }
+                uncertain[key] = Some(Instant::now() + LATE_LANDING);
                 // Whether it landed is etcd's to say (the truth has it either way); what
                 // the key holds now is the server's.
-                known[key] = loop {
-                    match soak.maps.get_opt(&name).await {
-                        Ok(map) => break map.as_ref().and_then(revision_of),
-                        Err(_) if !soak.stopped() => tokio::time::sleep(cluster::POLL).await,
-                        Err(_) => return,
-                    }
-                };
+                known[key] = soak.current(&name).await;
             }
         }
     }
