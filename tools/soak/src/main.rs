@@ -301,7 +301,12 @@ async fn writer(soak: Arc<Soak>, id: usize, keys: usize, seed: u64) {
             Outcome::Refused if stale => bump(&soak.counters.refused_stale),
             Outcome::Refused => {
                 if uncertain[key].is_none_or(|until| Instant::now() > until) {
-                    soak.violation(format!("{write:?} of {name} refused with 409 (its only writer)"));
+                    let history = soak.truth.lock().unwrap().recent(&name, 3);
+                    soak.violation(format!(
+                        "{write:?} of {name} refused with 409 (its only writer; it last knew revision {:?}; \
+                         the truth's last writes to it: {history:?})",
+                        known[key]
+                    ));
                 }
                 known[key] = soak.current(&name).await;
             }

@@ -79,6 +79,12 @@ impl Truth {
         history[..at].last()?.1.as_deref()
     }
 
+    /// The last `count` writes to `key`, oldest first.
+    pub(crate) fn recent(&self, key: &str, count: usize) -> Vec<(u64, Option<String>)> {
+        let history = self.keys.get(key).map_or(&[][..], Vec::as_slice);
+        history[history.len().saturating_sub(count)..].to_vec()
+    }
+
     /// Whether exactly this write is recorded: `key` became `value` at `revision`.
     pub(crate) fn has(&self, key: &str, revision: u64, value: Option<&str>) -> bool {
         self.keys.get(key).is_some_and(|history| {
