@@ -187,7 +187,8 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
-            .max_headers(MAX_HEADERS);
+            .max_headers(MAX_HEADERS)
+            .max_buf_size(MAX_HEAD_BYTES);
         let mut signal = std::pin::pin!(signal);
         loop {
             // At the connection cap, the next connection waits in the listen backlog.
@@ -230,6 +231,10 @@ impl Server {
 
 /// The most request headers a request may have (more: 431).
 const MAX_HEADERS: usize = 100;
+/// About the most bytes of a request line and its headers (more: 431; the head is read
+/// in growing steps, so the check may pass up to twice this): a URL with a long selector
+/// fits, a connection that sends headers without end does not grow.
+const MAX_HEAD_BYTES: usize = 256 * 1024;
 
 /// How one accepted connection is served.
 struct Connection {

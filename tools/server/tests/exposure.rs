@@ -212,6 +212,22 @@ fn raw_request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_or_too_large_headers_are_431() {
+    let server = Running::start(Settings::default()).await;
+    // Past the 256 KiB bound, whatever the steps the head is read in (up to twice it).
+    let large = "v".repeat(1024 * 1024);
+    let (head, _) = raw_request(server.address, ("GET", MAPS), &[("X-Large", &large)], "");
+    assert!(head.starts_with("HTTP/1.1 431"), "{}", &head[..head.len().min(200)]);
+    let many: Vec<(String, String)> = (0..150).map(|at| (format!("X-Header-{at}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let (head, _) = raw_request(server.address, ("GET", MAPS), &many, "");
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    let (head, _) = raw_request(server.address, ("GET", MAPS), &many[..50], "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_loopback_only_loopback_host_names_are_served() {
     let server = Running::start(Settings::default()).await;
     let (head, body) = raw_request(server.address, ("GET", MAPS), &[("Host", "rebound.example:8080")], "");
