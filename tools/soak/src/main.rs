@@ -303,8 +303,8 @@ async fn writer(soak: Arc<Soak>, id: usize, keys: usize, seed: u64) {
                 if uncertain[key].is_none_or(|until| Instant::now() > until) {
                     let history = soak.truth.lock().unwrap().recent(&name, 3);
                     soak.violation(format!(
-                        "{write:?} of {name} refused with 409 (its only writer; it last knew revision {:?}; \
-                         the truth's last writes to it: {history:?})",
+                        "{write:?} of {name} = {value} refused with 409 (its only writer; it last knew \
+                         revision {:?}; the truth's last writes to it: {history:?})",
                         known[key]
                     ));
                 }
@@ -654,7 +654,11 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
     };
     let endpoints = etcd.as_ref().map(cluster::Etcd::endpoints);
     let server = cluster::Server::start(&server_bin, endpoints.as_deref())?;
-    let client = kube::Client::try_from(kube::Config::new(server.url().parse()?))?;
+    let mut config = kube::Config::new(server.url().parse()?);
+    // kube-rs retries a 503 or 504 by itself: a create retried after one that landed
+    // would come back 409. The soak sees every answer, and decides.
+    config.default_retry = false;
+    let client = kube::Client::try_from(config)?;
     let maps: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
     let started = Instant::now();
     while maps.list(&ListParams::default().limit(1)).await.is_err() {
