@@ -711,8 +711,13 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
     let mut report_tick = tokio::time::interval(flags.report_every);
     let mut samples: Vec<(Duration, u64, usize)> = Vec::new();
     let deadline = started + flags.duration;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
+            // Stopped early: the processes it started go with it, and what was seen so
+            // far is still checked.
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = check_tick.tick() => check(&soak, &mut checks).await,
             _ = report_tick.tick() => {
                 let usage = cluster::usage(soak.server_pid.load(Ordering::Relaxed));
