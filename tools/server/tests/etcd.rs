@@ -230,11 +230,13 @@ async fn kube_rs_reflectors_on_two_replicas_converge() {
     let etcd = Etcd::start(1);
     let a = Running::start(on(etcd.endpoints())).await;
     let b = Running::start(on(etcd.endpoints())).await;
-    let mut readers = Vec::new();
+    let (mut readers, mut reflecting) = (Vec::new(), Vec::new());
     for server in [&a, &b] {
         let (reader, writer) = reflector::store::<ConfigMap>();
-        let stream = reflector(writer, watcher(maps(server), watcher::Config::default())).applied_objects();
-        tokio::spawn(stream.for_each(|_| async {}));
+        let stream = reflector(writer, watcher(maps(server), watcher::Config::default()))
+            .default_backoff()
+            .applied_objects();
+        reflecting.push(tokio::spawn(stream.for_each(|_| async {})));
         readers.push(reader);
     }
     for index in 0..60 {
@@ -270,6 +272,9 @@ async fn kube_rs_reflectors_on_two_replicas_converge() {
         .await
         .expect("each reflector ends equal to etcd");
     }
+    // Stopped before the servers: a reflector left retrying a stopped server would keep
+    // the test's runtime from shutting down.
+    reflecting.iter().for_each(tokio::task::JoinHandle::abort);
     a.stop().await;
     b.stop().await;
 }
@@ -563,6 +568,9 @@ async fn a_watch_from_before_the_window_is_the_exact_history_and_resumes_anywher
         "b".into(),
         revision_of(&maps.create(&pp, &config_map("b", "again")).await.unwrap()),
     ));
+    // A consistent list: the cacher has applied every write, so its 4-event window moves
+    // no further while the watches below read (a watch it passed would end with 410).
+    maps.list(&Default::default()).await.unwrap();
 
     // The events of a watch from the revision of write `from`, as many as writes after it.
     let events = |from: usize| {
