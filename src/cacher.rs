@@ -21,7 +21,7 @@ use crate::stats::{LiveFigures, Stats};
 use crate::store::{Snapshot, StoreWriter};
 use crate::sync::{lock, Arc, Mutex};
 use crate::watch::Watch;
-use crate::window::{Capacity, WindowWriter};
+use crate::window::{ByteBudget, Capacity, WindowWriter};
 use std::fmt;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ pub struct CacherBuilder<T> {
     upstream: Option<SameFn<T>>,
     incoming_capacity: usize,
     window: Capacity,
+    window_bytes: Option<ByteBudget<T>>,
     config: Config,
     clock: std::sync::Arc<dyn Clock>,
 }
@@ -47,6 +48,7 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
             upstream: None,
             incoming_capacity: 1024,
             window: Capacity::DEFAULT,
+            window_bytes: None,
             config: Config::default(),
             clock: std::sync::Arc::new(SystemClock::new()),
         }
@@ -99,6 +101,37 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// window holds less than 75 s of history; at least 1).
     pub fn window_capacity(mut self, events: usize) -> Self {
         self.window = Capacity::Fixed(events.max(1));
+        self
+    }
+
+    /// Bounds the window in bytes as well as in events: it keeps at most about `limit`
+    /// bytes of objects for replay, each weighed by `weigh` (its encoded size, say) once,
+    /// on the event that wrote it; a delete weighs the object it deleted. No bound by
+    /// default, as in Kubernetes.
+    ///
+    /// The oldest events go first, as with the event capacity, and the byte bound wins
+    /// over the growing window's wish to hold 75 s: a watch or exact list from a revision
+    /// it evicted gets [`WatchError::Expired`](crate::WatchError::Expired) or
+    /// [`ListError::Expired`](crate::ListError::Expired), as for any revision older than
+    /// the window. The events of the newest revision stay whatever they weigh, so a
+    /// transaction or relist heavier than `limit` is replayable whole until a newer
+    /// revision arrives. Memory follows the bound within about an eighth of it: evicted
+    /// events are freed in runs, once a whole run of about `limit / 8` bytes is evicted.
+    /// [`Stats::window_bytes`](crate::Stats::window_bytes) says what the window weighs.
+    ///
+    /// ```
+    /// use watchcache::Cacher;
+    ///
+    /// // About 64 MiB of replay, weighing each object by its length.
+    /// let cacher = Cacher::<String>::builder().window_bytes(64 << 20, |object| object.len()).build();
+    /// cacher.producer().put("a", "x".repeat(1 << 20)).unwrap();
+    /// # let _ = cacher;
+    /// ```
+    pub fn window_bytes<F>(mut self, limit: usize, weigh: F) -> Self
+    where
+        F: Fn(&T) -> usize + Send + Sync + 'static,
+    {
+        self.window_bytes = Some(ByteBudget { limit, weigh: std::sync::Arc::new(weigh) });
         self
     }
 
@@ -181,7 +214,10 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     /// The shared state, and the dispatcher to run on a thread of the caller's choosing
     /// (a loom thread in the models).
     pub(crate) fn assemble(self, readiness: Readiness) -> (Arc<Shared<T>>, impl FnOnce() + Send + 'static) {
-        let window = WindowWriter::new(self.window, 0);
+        let mut window = WindowWriter::new(self.window, 0);
+        if let Some(budget) = self.window_bytes {
+            window.limit_bytes(budget);
+        }
         let store = StoreWriter::new();
         let (incoming, receiver) = ring::bounded(self.incoming_capacity);
         let shared = Arc::new(Shared::new(
@@ -230,6 +266,7 @@ impl<T> fmt::Debug for CacherBuilder<T> {
             .field("upstream", &self.upstream.is_some())
             .field("incoming_capacity", &self.incoming_capacity)
             .field("window", &self.window)
+            .field("window_bytes", &self.window_bytes.as_ref().map(|budget| budget.limit))
             .field("config", &self.config)
             .finish()
     }

@@ -20,6 +20,9 @@ pub struct Stats {
     pub window_len: u64,
     /// The most events the window holds at its current size.
     pub window_capacity: usize,
+    /// What the window's events weigh, by the measure given to
+    /// [`CacherBuilder::window_bytes`](crate::CacherBuilder::window_bytes); 0 without it.
+    pub window_bytes: usize,
     /// Changes waiting in the incoming ring.
     pub incoming_len: usize,
     /// The incoming ring's capacity.
@@ -57,6 +60,7 @@ pub struct Stats {
 pub(crate) struct Counters {
     objects: AtomicUsize,
     window_capacity: AtomicUsize,
+    window_bytes: AtomicUsize,
     incoming_high_water: AtomicUsize,
     watchers_indexed: AtomicUsize,
     watchers_unindexed: AtomicUsize,
@@ -101,6 +105,11 @@ impl Counters {
         self.window_capacity.store(figures.window_capacity, Ordering::Relaxed);
         let nanos = u64::try_from(figures.budget_left.as_nanos()).unwrap_or(u64::MAX);
         self.budget_left_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The window's weight after a batch's eviction.
+    pub(crate) fn set_window_bytes(&self, bytes: usize) {
+        self.window_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// The number of indexed watchers in live dispatch changed between batches.
@@ -161,6 +170,7 @@ impl Counters {
             window_oldest: live.window_oldest,
             window_len: live.window_len,
             window_capacity: get(&self.window_capacity),
+            window_bytes: get(&self.window_bytes),
             incoming_len: live.incoming_len,
             incoming_capacity: live.incoming_capacity,
             incoming_high_water: get(&self.incoming_high_water),

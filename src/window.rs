@@ -34,6 +34,19 @@
 //! are dropped. A reader that already holds an evicted chunk may still
 //! finish reading it, which is never wrong: what it reads is immutable and in order.
 //!
+//! # The byte budget
+//!
+//! A window may also be bounded in bytes ([`ByteBudget`]): `first` then also moves while
+//! its records weigh more than the limit, within the same two rules (so one revision
+//! heavier than the limit is kept whole until a newer one arrives), and the budget wins
+//! over a growing capacity's wish to keep 75 s. Moving `first` frees nothing until a
+//! whole chunk is below it, so with a budget a chunk is sealed early, once its records
+//! weigh a [`SEAL_SHARE`]th of the limit: chunks then vary in length, and a reader finds
+//! the chunk holding a position by binary search over the chunks' first positions
+//! rather than by division. What stays allocated is the budget, plus the evicted part
+//! of the oldest chunk (under a `SEAL_SHARE`th of the limit and one record), plus what
+//! readers' cursors hold of chunks already dropped from the list.
+//!
 //! Orderings, all in this file. The writer publishes in this order, each store
 //! `Release`, and readers load in the reverse order, each load `Acquire`:
 //! 1. a slot is written, then its chunk's `filled` is stored: a reader that loads
@@ -66,8 +79,9 @@ pub(crate) const CHUNK_LEN: usize = 256;
 #[cfg(loom)]
 pub(crate) const CHUNK_LEN: usize = 2;
 
-/// A run of `CHUNK_LEN` records, stored inline: one allocation per chunk rather than one
-/// per event, and a reader walks them in order through memory.
+/// A run of up to `CHUNK_LEN` records, stored inline: one allocation per chunk rather
+/// than one per event, and a reader walks them in order through memory. A chunk sealed
+/// early by the byte budget ends at its last `filled` slot.
 pub(crate) struct Chunk<T> {
     /// Position of slot 0.
     first: u64,
@@ -134,6 +148,11 @@ impl<T> Chunk<T> {
         self.filled.load(Ordering::Relaxed) == CHUNK_LEN
     }
 
+    /// The position after the chunk's last record, as its writer sees it.
+    fn end(&self) -> u64 {
+        self.first + self.filled.load(Ordering::Relaxed) as u64
+    }
+
     /// Appends the next record.
     ///
     /// # Safety
@@ -177,6 +196,44 @@ impl Capacity {
             Self::Growing { min, .. } => min.max(1),
         }
     }
+}
+
+/// With a byte budget, a chunk is sealed once its records weigh this share of the limit.
+const SEAL_SHARE: usize = 8;
+
+/// The byte bound on a window: at most `limit` bytes of records, each weighed by
+/// `weigh` on its object (on the deleted object for a delete). An object's weight
+/// counts once, on the record that wrote it: the next record of the key shares it as
+/// its previous object.
+pub(crate) struct ByteBudget<T> {
+    pub(crate) limit: usize,
+    pub(crate) weigh: WeighFn<T>,
+}
+
+/// What an object weighs, in bytes, by the user's measure.
+pub(crate) type WeighFn<T> = std::sync::Arc<dyn Fn(&T) -> usize + Send + Sync>;
+
+impl<T> ByteBudget<T> {
+    fn weight(&self, record: &Record<T>) -> usize {
+        record.object.as_deref().or(record.prev.as_deref()).map_or(0, |object| (self.weigh)(object))
+    }
+}
+
+/// A byte budget as the writer keeps it.
+struct Weighed<T> {
+    budget: ByteBudget<T>,
+    /// What the records `first..=head` weigh.
+    held: usize,
+    /// What the last chunk's records weigh; at `budget.limit / SEAL_SHARE` or more, the
+    /// next record starts a new chunk.
+    last_chunk: usize,
+}
+
+/// The chunk of `chunks` (in position order) whose positions include `position`, if it
+/// is listed: a binary search, as chunks sealed early by a byte budget vary in length.
+fn chunk_holding<T>(chunks: &[Arc<Chunk<T>>], position: u64) -> Option<&Arc<Chunk<T>>> {
+    let after = chunks.partition_point(|chunk| chunk.first <= position);
+    chunks[..after].last()
 }
 
 /// Where a read landed.
@@ -288,12 +345,7 @@ impl<T> Window<T> {
         // Loaded after `head` (rule 3): the chunk holding `position` is in this list,
         // unless it has been evicted since.
         let chunks = self.chunks.load();
-        let found = chunks.first().and_then(|oldest| {
-            let offset = position.checked_sub(oldest.first)?;
-            let index = usize::try_from(offset).ok()? / CHUNK_LEN;
-            chunks.get(index).filter(|chunk| chunk.get(position).is_some())
-        });
-        if let Some(chunk) = found {
+        if let Some(chunk) = chunk_holding(&chunks, position).filter(|chunk| chunk.get(position).is_some()) {
             cursor.chunk = Some(chunk.clone());
             return Ok(());
         }
@@ -425,6 +477,8 @@ pub(crate) struct WindowWriter<T> {
     /// The position after the last one at the last published revision: eviction stops
     /// before it.
     published_from: u64,
+    /// The byte budget, if the window has one.
+    weighed: Option<Weighed<T>>,
 }
 
 impl<T> std::fmt::Debug for WindowWriter<T> {
@@ -457,7 +511,19 @@ impl<T> WindowWriter<T> {
             newest: revision,
             newest_from: 1,
             published_from: 1,
+            weighed: None,
         }
+    }
+
+    /// Bounds the window in bytes too (see the module docs); set before the first append.
+    pub(crate) fn limit_bytes(&mut self, budget: ByteBudget<T>) {
+        debug_assert!(self.chunks.is_empty(), "a budget is set on an empty window");
+        self.weighed = Some(Weighed { budget, held: 0, last_chunk: 0 });
+    }
+
+    /// What the replayable records weigh, with a byte budget (0 without one).
+    pub(crate) fn bytes(&self) -> usize {
+        self.weighed.as_ref().map_or(0, |weighed| weighed.held)
     }
 
     pub(crate) fn reader(&self) -> Arc<Window<T>> {
@@ -489,9 +555,21 @@ impl<T> WindowWriter<T> {
         }
         let now = record.applied_at();
         let mut republish = false;
-        if self.chunks.last().is_none_or(|chunk| chunk.is_full()) {
+        let sealed = self
+            .weighed
+            .as_ref()
+            .is_some_and(|weighed| weighed.last_chunk >= weighed.budget.limit / SEAL_SHARE);
+        if sealed || self.chunks.last().is_none_or(|chunk| chunk.is_full()) {
             self.chunks.push(Arc::new(Chunk::new(position)));
             republish = true;
+            if let Some(weighed) = &mut self.weighed {
+                weighed.last_chunk = 0;
+            }
+        }
+        if let Some(weighed) = &mut self.weighed {
+            let weight = weighed.budget.weight(&record);
+            weighed.held += weight;
+            weighed.last_chunk += weight;
         }
         let last = self.chunks.last().expect("a chunk was just ensured");
         // SAFETY: the dispatcher owns the only `WindowWriter`, and the chunk is not full.
@@ -543,9 +621,10 @@ impl<T> WindowWriter<T> {
 
     /// Moves `first` so that at most `capacity` events stay (counting `head`, appended
     /// but not yet published), growing the capacity instead while the event to evict is
-    /// younger than the policy's `keep`, and never past the last published revision or
-    /// into the newest one. Returns whether a chunk was dropped; the caller republishes
-    /// the list, after this has stored `oldest` and `first`.
+    /// younger than the policy's `keep`, then on while the byte budget is exceeded, and
+    /// never past the last published revision or into the newest one. Returns whether a
+    /// chunk was dropped; the caller republishes the list, after this has stored `oldest`
+    /// and `first`.
     fn evict(&mut self, head: u64, now: Duration) -> bool {
         let before = self.window.first.load(Ordering::Relaxed);
         let keep_from = self.newest_from.min(self.published_from);
@@ -561,6 +640,18 @@ impl<T> WindowWriter<T> {
             }
             first = (head + 1 - self.capacity as u64).min(keep_from);
         }
+        if let Some(Weighed { budget, held, .. }) = &mut self.weighed {
+            let chunks = &self.chunks;
+            let weight = |position| {
+                let record = chunk_holding(chunks, position).and_then(|chunk| chunk.get(position));
+                budget.weight(record.expect("a replayable record is held"))
+            };
+            *held -= (before..first).map(weight).sum::<usize>();
+            while *held > budget.limit && first < keep_from {
+                *held -= weight(first);
+                first += 1;
+            }
+        }
         if first == before {
             return false;
         }
@@ -569,15 +660,13 @@ impl<T> WindowWriter<T> {
         self.window.first.store(first, Ordering::Release);
         // Chunks are in position order, so the evicted ones are a prefix; looking only at
         // that prefix keeps an append O(1) however many chunks the window holds.
-        let evicted = self.chunks.iter().take_while(|chunk| chunk.first + CHUNK_LEN as u64 <= first).count();
+        let evicted = self.chunks.iter().take_while(|chunk| chunk.end() <= first).count();
         self.chunks.drain(..evicted);
         evicted > 0
     }
 
     fn record(&self, position: u64) -> Option<&Record<T>> {
-        let oldest = self.chunks.first()?.first;
-        let index = usize::try_from(position.checked_sub(oldest)?).ok()? / CHUNK_LEN;
-        self.chunks.get(index)?.get(position)
+        chunk_holding(&self.chunks, position)?.get(position)
     }
 
     /// Marks the window final: no event will follow `head`.
@@ -610,6 +699,72 @@ mod tests {
             (Origin::Change, ends_revision),
             applied_at,
         )
+    }
+
+    /// A window bounded only in bytes, each record weighing `weight`.
+    fn weighed(limit: usize, weight: usize, capacity: Capacity) -> WindowWriter<u64> {
+        let mut writer = WindowWriter::new(capacity, 0);
+        writer.limit_bytes(ByteBudget { limit, weigh: std::sync::Arc::new(move |_: &u64| weight) });
+        writer
+    }
+
+    fn append_published(writer: &mut WindowWriter<u64>, revisions: std::ops::RangeInclusive<u64>) {
+        for revision in revisions {
+            writer.append(record(revision, Duration::ZERO));
+            writer.publish_revision(revision);
+            writer.trim(Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn a_byte_budget_bounds_what_the_window_weighs_and_frees_it() {
+        // 10 bytes a record under a limit of 800: chunks are sealed at 100 bytes, 10 records.
+        let mut writer = weighed(800, 10, Capacity::Fixed(1 << 20));
+        let window = writer.reader();
+        let first = record(1, Duration::ZERO);
+        let pinned = first.object.clone().expect("a put");
+        writer.append(first);
+        writer.publish_revision(1);
+        append_published(&mut writer, 2..=1000);
+        assert_eq!((writer.bytes(), window.len(), window.oldest()), (800, 80, 920));
+        assert_eq!(writer.chunks.len(), 8, "eight sealed chunks of ten hold the 80 records");
+        assert_eq!(std::sync::Arc::strong_count(&pinned), 1, "an evicted chunk is freed");
+        let mut cursor = Cursor::new();
+        for position in window.first()..=window.head() {
+            assert!(matches!(window.read(position, &mut cursor), Read::Record(r) if r.revision == position));
+        }
+        assert!(matches!(window.read(window.first() - 1, &mut Cursor::new()), Read::Evicted));
+        assert_eq!(window.position_after(900), Err(920));
+        assert_eq!(window.position_after(950), Ok(950));
+    }
+
+    #[test]
+    fn a_revision_heavier_than_the_budget_stays_whole_until_a_newer_one() {
+        let mut writer = weighed(100, 10, Capacity::Fixed(1 << 20));
+        let window = writer.reader();
+        // Revision 1: a transaction of 30 records, three times the budget.
+        for part in 0..30 {
+            writer.append(part_of(1, 0, part == 29, Duration::ZERO));
+        }
+        writer.publish_revision(1);
+        writer.trim(Duration::ZERO);
+        assert_eq!((window.len(), writer.bytes()), (30, 300));
+        assert_eq!(window.position_after(0), Ok(0), "a reader from before it replays all of it");
+        append_published(&mut writer, 2..=2);
+        assert_eq!((window.len(), writer.bytes()), (10, 100));
+        assert_eq!(window.position_after(0), Err(1));
+        assert_eq!(window.position_after(1), Ok(30));
+    }
+
+    #[test]
+    fn the_byte_budget_wins_over_a_growing_capacity() {
+        // Every record is younger than `keep`, so the capacity alone would grow to `max`.
+        let growing = Capacity::Growing { min: 4, max: 1024, keep: Duration::from_secs(75) };
+        let mut writer = weighed(100, 10, growing);
+        let window = writer.reader();
+        append_published(&mut writer, 1..=500);
+        assert_eq!((window.len(), writer.bytes()), (10, 100));
+        assert!(writer.capacity() < 1024, "grew to {}", writer.capacity());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 mod common;
 mod model;
 
-use model::driver::{run, run_upstream, Op, Read, StartSpec, UpstreamOp, KEYS, NODES};
+use model::driver::{run, run_upstream, Op, Read, StartSpec, UpstreamOp, WindowSize, KEYS, NODES};
 use model::FilterSpec;
 use proptest::prelude::*;
 use watchcache::SlowWatcherPolicy;
@@ -69,6 +69,11 @@ fn upstream_op() -> impl Strategy<Value = UpstreamOp> {
     ]
 }
 
+/// An event capacity, and half the time a byte budget of a few objects' weight.
+fn window_size() -> impl Strategy<Value = WindowSize> {
+    (3usize..40, prop::option::of(1usize..120)).prop_map(|(events, bytes)| WindowSize { events, bytes })
+}
+
 /// The longest operation sequence: shorter under Miri, which interprets every step.
 const OPS: usize = if cfg!(miri) { 24 } else { 80 };
 
@@ -76,24 +81,24 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { ProptestConfig::default().cases }, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..OPS), window in 3usize..40) {
+    fn engine_matches_model_under_park(ops in prop::collection::vec(op(), 1..OPS), window in window_size()) {
         run(ops, SlowWatcherPolicy::Park, window);
     }
 
     #[test]
-    fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..OPS), window in 3usize..40) {
+    fn engine_matches_model_under_terminate(ops in prop::collection::vec(op(), 1..OPS), window in window_size()) {
         run(ops, SlowWatcherPolicy::Terminate, window);
     }
 
     #[test]
-    fn upstream_matches_model_under_park(ops in prop::collection::vec(upstream_op(), 1..OPS), window in 3usize..40) {
+    fn upstream_matches_model_under_park(ops in prop::collection::vec(upstream_op(), 1..OPS), window in window_size()) {
         run_upstream(ops, SlowWatcherPolicy::Park, window);
     }
 
     #[test]
     fn upstream_matches_model_under_terminate(
         ops in prop::collection::vec(upstream_op(), 1..OPS),
-        window in 3usize..40,
+        window in window_size(),
     ) {
         run_upstream(ops, SlowWatcherPolicy::Terminate, window);
     }

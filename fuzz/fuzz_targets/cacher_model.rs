@@ -12,7 +12,7 @@ mod model;
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use model::driver::{run, run_upstream, Op, Read, StartSpec, UpstreamOp, KEYS, NODES};
+use model::driver::{run, run_upstream, Op, Read, StartSpec, UpstreamOp, WindowSize, KEYS, NODES};
 use model::FilterSpec;
 use watchcache::SlowWatcherPolicy;
 
@@ -94,7 +94,13 @@ fn sequence<T>(u: &mut Unstructured<'_>, mut one: impl FnMut(&mut Unstructured<'
 
 fuzz_target!(|bytes: &[u8]| {
     let mut u = Unstructured::new(bytes);
-    let (Ok(mode), Ok(window)) = (u.int_in_range(0..=3u8), u.int_in_range(3..=39usize)) else { return };
+    let (Ok(mode), Ok(events), Ok(bytes)) =
+        (u.int_in_range(0..=3u8), u.int_in_range(3..=39usize), u.int_in_range(0..=119usize))
+    else {
+        return;
+    };
+    // A byte budget of 0 stands for none.
+    let window = WindowSize { events, bytes: (bytes > 0).then_some(bytes) };
     let policy = if mode & 1 == 0 { SlowWatcherPolicy::Park } else { SlowWatcherPolicy::Terminate };
     if mode & 2 == 0 {
         run(sequence(&mut u, op), policy, window);

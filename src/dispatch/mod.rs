@@ -397,6 +397,7 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             budget_left: self.budget.available(now),
         });
         self.publish_state(now);
+        self.shared.counters.set_window_bytes(self.window.bytes());
         for (reply, written) in self.replies.drain(..) {
             let _ = reply.send(Ok(written));
         }

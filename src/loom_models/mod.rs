@@ -11,7 +11,7 @@ use crate::notify::{thread_waker, Parker, WaitList};
 use crate::ring::{self, PushError, Receiver, Sender};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{thread, Arc};
-use crate::window::{Capacity, Cursor, Read, WindowWriter};
+use crate::window::{ByteBudget, Capacity, Cursor, Read, WindowWriter};
 use std::time::Duration;
 
 /// Pushes `value`, yielding while the ring is full.
@@ -116,39 +116,58 @@ fn record(revision: u64, since: u64, ends_revision: bool) -> Record<u64> {
 /// asked for.
 #[test]
 fn window_reader_follows_appends_and_evictions_across_chunks() {
+    loom::model(|| follow_appends_and_evictions(WindowWriter::new(Capacity::Fixed(2), 0)));
+}
+
+/// The same with a byte budget and no event bound, so that chunks are sealed early and
+/// vary in length (one, two, one record) and the budget evicts four records at once:
+/// a reader's seek finds the chunk by binary search, under the same orderings.
+#[test]
+fn window_reader_follows_chunks_sealed_and_evicted_by_bytes() {
     loom::model(|| {
-        let mut writer = WindowWriter::new(Capacity::Fixed(2), 0);
-        let window = writer.reader();
-        let reader = thread::spawn(move || {
-            let mut cursor = Cursor::new();
-            let mut next = 1;
-            for _ in 0..4 {
-                let head = window.head();
-                match window.read(next, &mut cursor) {
-                    Read::Record(record) => {
-                        assert_eq!(record.revision, next);
-                        assert_eq!(*record.object.as_deref().unwrap(), next);
-                        next += 1;
-                    }
-                    Read::Pending => {
-                        assert!(next > head, "pending at {next} although the head was {head}");
-                        thread::yield_now();
-                    }
-                    Read::Evicted => {
-                        let oldest = window.oldest();
-                        assert!(oldest >= next, "evicted at {next} with oldest {oldest}");
-                        return;
-                    }
+        let mut writer = WindowWriter::new(Capacity::Fixed(100), 0);
+        // A limit of 16 seals a chunk at 2 bytes: records 1 and 4 each fill one.
+        let weights = [3, 0, 0, 9, 9];
+        writer.limit_bytes(ByteBudget {
+            limit: 16,
+            weigh: std::sync::Arc::new(move |revision: &u64| weights[*revision as usize - 1]),
+        });
+        follow_appends_and_evictions(writer);
+    });
+}
+
+/// Revisions 1 to 5, one record each, appended and published while a reader follows.
+fn follow_appends_and_evictions(mut writer: WindowWriter<u64>) {
+    let window = writer.reader();
+    let reader = thread::spawn(move || {
+        let mut cursor = Cursor::new();
+        let mut next = 1;
+        for _ in 0..4 {
+            let head = window.head();
+            match window.read(next, &mut cursor) {
+                Read::Record(record) => {
+                    assert_eq!(record.revision, next);
+                    assert_eq!(*record.object.as_deref().unwrap(), next);
+                    next += 1;
+                }
+                Read::Pending => {
+                    assert!(next > head, "pending at {next} although the head was {head}");
+                    thread::yield_now();
+                }
+                Read::Evicted => {
+                    let oldest = window.oldest();
+                    assert!(oldest >= next, "evicted at {next} with oldest {oldest}");
+                    return;
                 }
             }
-        });
-        for revision in 1..=5 {
-            writer.append(record(revision, revision - 1, true));
-            writer.publish_revision(revision);
-            writer.trim(Duration::ZERO);
         }
-        reader.join().unwrap();
     });
+    for revision in 1..=5 {
+        writer.append(record(revision, revision - 1, true));
+        writer.publish_revision(revision);
+        writer.trim(Duration::ZERO);
+    }
+    reader.join().unwrap();
 }
 
 /// Sparse revisions with transactions, across chunks, while the writer evicts: a reader

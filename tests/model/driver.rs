@@ -46,14 +46,27 @@ pub enum Op {
     Read(Read),
 }
 
+/// The window a run's cacher keeps: at most `events`, and with `bytes` a byte budget on
+/// top, each object weighing 1 to 8 by its value, so that the budget evicts at points
+/// the event capacity would not.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowSize {
+    pub events: usize,
+    pub bytes: Option<usize>,
+}
+
 /// The builder both modes share.
-fn builder(policy: SlowWatcherPolicy, window: usize) -> CacherBuilder<Obj> {
-    Cacher::builder()
+fn builder(policy: SlowWatcherPolicy, window: WindowSize) -> CacherBuilder<Obj> {
+    let mut builder = Cacher::builder()
         .trigger(|object: &Obj| Some(object.node.as_str()))
         .slow_watcher_policy(policy)
-        .window_capacity(window)
+        .window_capacity(window.events)
         .future_wait(Duration::from_secs(600))
-        .clock(ManualClock::new())
+        .clock(ManualClock::new());
+    if let Some(bytes) = window.bytes {
+        builder = builder.window_bytes(bytes, |object: &Obj| 1 + object.value as usize % 8);
+    }
+    builder
 }
 
 /// What both modes do with watches and lists, against `model`.
@@ -189,7 +202,7 @@ fn finish(cacher: Cacher<Obj>, model: &Model, watches: &mut [Tracked]) {
     }
 }
 
-pub fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: usize) {
+pub fn run(ops: Vec<Op>, policy: SlowWatcherPolicy, window: WindowSize) {
     let cacher = builder(policy, window).build();
     let producer = cacher.producer();
     let mut model = Model::default();
@@ -251,7 +264,7 @@ pub enum UpstreamOp {
     Read(Read),
 }
 
-pub fn run_upstream(ops: Vec<UpstreamOp>, policy: SlowWatcherPolicy, window: usize) {
+pub fn run_upstream(ops: Vec<UpstreamOp>, policy: SlowWatcherPolicy, window: WindowSize) {
     let (cacher, upstream) = builder(policy, window).upstream();
     let mut writer = UpstreamWriter::loaded(upstream, 3);
     let mut watches: Vec<Tracked> = Vec::new();

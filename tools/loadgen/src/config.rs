@@ -95,17 +95,45 @@ pub struct Config {
     #[serde(skip)]
     pub json: bool,
     /// Run against a server over HTTP instead of an embedded cacher, e.g.
-    /// http://127.0.0.1:8080 (`watchcache-server`): producers write pods with PUT, and
-    /// one thread holds every watch connection with mio.
+    /// http://127.0.0.1:8080 (`watchcache-server`, or kube-apiserver's plain-HTTP
+    /// port): producers replace objects with PUT, and one thread holds every watch
+    /// connection with mio.
     #[arg(long)]
     pub target: Option<String>,
+    /// With --target: what the producers write.
+    #[arg(long, value_enum, default_value_t = Resource::Pods, requires = "target")]
+    pub resource: Resource,
     /// With --target: how many watch connections (default: --watchers).
     #[arg(long, requires = "target")]
     pub connections: Option<u64>,
     /// With --target: the server's process id, to report its CPU time per million
-    /// deliveries (read from /proc).
+    /// deliveries (read from /proc). Repeat it to count several processes together,
+    /// such as the server and its etcd.
     #[arg(long, requires = "target")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
+}
+
+/// The kind of object a run over the network writes and watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    /// Pods on `node-N` (`spec.nodeName`); selective watches use a field selector,
+    /// which `watchcache-server` serves from its trigger index. kube-apiserver refuses
+    /// these pods (they have no containers).
+    Pods,
+    /// Config maps labelled `loadgen/node=node-N`; selective watches use a label
+    /// selector. Any Kubernetes API server accepts them.
+    Configmaps,
+}
+
+impl Resource {
+    /// The resource's name in paths and metric labels.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Pods => "pods",
+            Self::Configmaps => "configmaps",
+        }
+    }
 }
 
 fn share(text: &str) -> Result<f64, String> {

@@ -12,7 +12,7 @@ mod report;
 mod timing;
 mod usage;
 
-pub use config::{Config, Consumers, Policy, Receive};
+pub use config::{Config, Consumers, Policy, Receive, Resource};
 pub use embedded::run;
 pub use network::run_network;
 pub use report::{Percentiles, Report, ServerFigures};

@@ -1,14 +1,15 @@
-//! The run against a server over HTTP (`--target`): producers write pods with `PUT` on
-//! keep-alive connections (one per producer thread), and one thread holds every watch
+//! The run against a server over HTTP (`--target`): producers replace pods or config
+//! maps (`--resource`) with `PUT` on keep-alive connections (one per producer thread), and one thread holds every watch
 //! connection with mio — no async runtime in the client, so the client costs little next
 //! to the server — parsing the chunked JSON lines incrementally as they arrive.
 //!
 //! Each object carries its schedule in annotations (`loadgen/intended`, `loadgen/sent`:
 //! nanoseconds after the run's start), so latency is measured from the intended send
 //! time exactly as in the embedded run. A share of the watches (`--indexed-share`)
-//! select `spec.nodeName=node-N`, which the server serves from its trigger index.
+//! select one node's objects: pods by `spec.nodeName=node-N`, which `watchcache-server`
+//! serves from its trigger index, config maps by the label `loadgen/node=node-N`.
 
-use crate::config::Config;
+use crate::config::{Config, Resource};
 use crate::report::{histogram, Latencies, Percentiles, Report, ServerFigures};
 use crate::timing::{node_of, produce, Consumed};
 use crate::usage::Usage;
@@ -36,11 +37,20 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
     let base = target.trim_end_matches('/').to_owned();
     let address = resolve(&base)?;
     let agent = ureq::AgentBuilder::new().build();
-    let collection = format!("{base}/api/v1/namespaces/{NAMESPACE}/pods");
+    let resource = config.resource;
+    let collection = format!("{base}/api/v1/namespaces/{NAMESPACE}/{}", resource.plural());
+    // A Kubernetes API server writes only into a namespace that exists; a server without
+    // namespaces answers 404 or 405, and a namespace left from an earlier run 409.
+    let namespace =
+        serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": NAMESPACE } });
+    match agent.post(&format!("{base}/api/v1/namespaces")).send_json(namespace) {
+        Ok(_) | Err(ureq::Error::Status(404 | 405 | 409, _)) => {}
+        Err(error) => return Err(format!("cannot create namespace {NAMESPACE} at {target}: {error}")),
+    }
     // Every key exists before the clock starts: the run measures updates.
     for id in 0..config.producers {
         for key in 0..config.keys {
-            let body = pod(config, id, key, node_of(config, id, key), 0, 0);
+            let body = object(config, id, key, node_of(config, id, key), 0, 0);
             match agent.post(&collection).set("content-type", "application/json").send_string(&body) {
                 Ok(_) | Err(ureq::Error::Status(409, _)) => {}
                 Err(error) => return Err(format!("cannot create the run's objects at {target}: {error}")),
@@ -54,7 +64,7 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
         .into_json()
         .map_err(|error| format!("cannot read the list from {target}: {error}"))?;
     let from = listed["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_owned();
-    let server_before = ServerSample::take(&agent, &base, config.server_pid);
+    let server_before = ServerSample::take(&agent, &base, config);
 
     let (indexed, _) = config.split();
     let watchers = config.connections.unwrap_or(config.watchers);
@@ -62,10 +72,16 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
     let mut connections: Vec<Connection> = (0..watchers)
         .map(|index| {
             let node = (index < indexed).then(|| index % config.trigger_cardinality);
-            let selector =
-                node.map(|node| format!("&fieldSelector=spec.nodeName%3Dnode-{node}")).unwrap_or_default();
-            let path =
-                format!("/api/v1/namespaces/{NAMESPACE}/pods?watch=true&resourceVersion={from}{selector}");
+            let selector = node
+                .map(|node| match resource {
+                    Resource::Pods => format!("&fieldSelector=spec.nodeName%3Dnode-{node}"),
+                    Resource::Configmaps => format!("&labelSelector=loadgen%2Fnode%3Dnode-{node}"),
+                })
+                .unwrap_or_default();
+            let path = format!(
+                "/api/v1/namespaces/{NAMESPACE}/{}?watch=true&resourceVersion={from}{selector}",
+                resource.plural()
+            );
             Connection::open(&poll, Token(index as usize), address, &path, node)
         })
         .collect::<Result<_, _>>()?;
@@ -91,8 +107,14 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().build();
                 let sent = produce(&config, id, start, &per_node, |change| {
-                    let body =
-                        pod(&config, id, change.key, change.node, change.intended_nanos, change.sent_nanos);
+                    let body = object(
+                        &config,
+                        id,
+                        change.key,
+                        change.node,
+                        change.intended_nanos,
+                        change.sent_nanos,
+                    );
                     let url = format!("{collection}/{}", name(id, change.key));
                     agent.put(&url).set("content-type", "application/json").send_string(&body).is_ok()
                 });
@@ -127,7 +149,7 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
     progress(1.0);
     let elapsed = start.elapsed();
     let usage = Usage::now();
-    let server_after = ServerSample::take(&agent, &base, config.server_pid);
+    let server_after = ServerSample::take(&agent, &base, config);
 
     let mut send_lag = histogram();
     let (mut events_sent, mut producer_cpu) = (0, Duration::ZERO);
@@ -190,22 +212,34 @@ fn name(id: u64, key: u64) -> String {
     format!("p{id}-{key}")
 }
 
-/// A pod on `node-{node}`, stamped with its schedule, with `object_size` bytes of payload.
-fn pod(config: &Config, id: u64, key: u64, node: u64, intended_nanos: u64, sent_nanos: u64) -> String {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name(id, key),
-            "annotations": { "loadgen/intended": intended_nanos.to_string(), "loadgen/sent": sent_nanos.to_string() },
-        },
-        "spec": { "nodeName": format!("node-{node}") },
-        "payload": "x".repeat(config.object_size),
-    })
+/// A pod or config map of `node-{node}`, stamped with its schedule, with `object_size`
+/// bytes of payload.
+fn object(config: &Config, id: u64, key: u64, node: u64, intended_nanos: u64, sent_nanos: u64) -> String {
+    let annotations = serde_json::json!({ "loadgen/intended": intended_nanos.to_string(), "loadgen/sent": sent_nanos.to_string() });
+    let payload = "x".repeat(config.object_size);
+    match config.resource {
+        Resource::Pods => serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": name(id, key), "annotations": annotations },
+            "spec": { "nodeName": format!("node-{node}") },
+            "payload": payload,
+        }),
+        Resource::Configmaps => serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name(id, key),
+                "annotations": annotations,
+                "labels": { "loadgen/node": format!("node-{node}") },
+            },
+            "data": { "payload": payload },
+        }),
+    }
     .to_string()
 }
 
-/// The server's own figures, from `/metrics` and, given its pid, `/proc`.
+/// The server's own figures, from `/metrics` and, given its pids, `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
 struct ServerSample {
     encodes: u64,
@@ -214,14 +248,14 @@ struct ServerSample {
 }
 
 impl ServerSample {
-    fn take(agent: &ureq::Agent, base: &str, pid: Option<u32>) -> Self {
+    fn take(agent: &ureq::Agent, base: &str, config: &Config) -> Self {
         let text = agent
             .get(&format!("{base}/metrics"))
             .call()
             .ok()
             .and_then(|response| response.into_string().ok());
         let counter = |name: &str| -> u64 {
-            let prefix = format!("{name}{{resource=\"pods\"}} ");
+            let prefix = format!("{name}{{resource=\"{}\"}} ", config.resource.plural());
             text.as_deref()
                 .and_then(|text| text.lines().find_map(|line| line.strip_prefix(&prefix)))
                 .and_then(|value| value.trim().parse::<f64>().ok())
@@ -230,7 +264,10 @@ impl ServerSample {
         Self {
             encodes: counter("watchcache_encodes_total"),
             deliveries: counter("watchcache_deliveries_total"),
-            cpu_seconds: pid.and_then(process_cpu_seconds),
+            // Every process or none: a sum that missed one would be wrong, not partial.
+            cpu_seconds: (!config.server_pid.is_empty())
+                .then(|| config.server_pid.iter().map(|&pid| process_cpu_seconds(pid)).sum::<Option<f64>>())
+                .flatten(),
         }
     }
 

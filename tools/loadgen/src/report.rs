@@ -122,7 +122,7 @@ pub struct ServerFigures {
     pub encodes: u64,
     /// Events the server wrote to watch responses.
     pub deliveries: u64,
-    /// The server's CPU seconds, if its pid was given.
+    /// The CPU seconds of the processes given with `--server-pid`, if any.
     pub cpu_seconds: Option<f64>,
 }
 

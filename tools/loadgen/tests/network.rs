@@ -2,11 +2,21 @@
 //! expected delivery arrives through the mio client, and the server encodes each event
 //! once however many watch connections receive it.
 use clap::Parser;
-use watchcache_loadgen::{run_network, Config};
+use watchcache_loadgen::{run_network, Config, Resource};
 use watchcache_server::{Server, Settings};
 
 #[test]
-fn every_delivery_arrives_over_http_and_each_event_is_encoded_once() {
+fn every_pod_delivery_arrives_over_http_and_each_event_is_encoded_once() {
+    every_delivery_arrives_and_each_event_is_encoded_once(Resource::Pods);
+}
+
+/// Config maps select by label rather than by the pod's indexed field.
+#[test]
+fn every_config_map_delivery_arrives_over_http_and_each_event_is_encoded_once() {
+    every_delivery_arrives_and_each_event_is_encoded_once(Resource::Configmaps);
+}
+
+fn every_delivery_arrives_and_each_event_is_encoded_once(resource: Resource) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (address, stop) = runtime.block_on(async {
         let server = Server::new(Settings::default()).await.unwrap();
@@ -35,7 +45,10 @@ fn every_delivery_arrives_over_http_and_each_event_is_encoded_once() {
         "1000",
         "--server-pid",
         &std::process::id().to_string(),
+        "--resource",
+        resource.plural(),
     ]);
+    assert_eq!(config.resource, resource);
     let report = run_network(&config, &target, |_| {}).expect("the run reaches the server");
     assert!(report.events > 0);
     // 3 of the 6 connections select one node each; the other 3 see every event.

@@ -108,6 +108,10 @@ pub struct Settings {
     /// Events each cacher keeps for resuming watches and exact lists; `None` for the
     /// cacher's default (growing from 100 to 102,400 while under 75 s of history).
     pub window: Option<usize>,
+    /// The most bytes of objects each cacher's window keeps (see
+    /// `CacherBuilder::window_bytes`): a bound on replay memory however large the objects.
+    /// `0`: no bound, as in Kubernetes.
+    pub window_bytes: usize,
     /// Each watch's buffer; `None` for the cacher's defaults.
     pub watcher_buffer: Option<usize>,
     /// What happens to a watch that does not keep up.
@@ -156,6 +160,7 @@ impl Default for Settings {
             resources: vec![ResourceDef::config_maps(), ResourceDef::pods()],
             storage: StorageSettings::Memory,
             window: None,
+            window_bytes: 128 << 20,
             watcher_buffer: None,
             slow_watcher_policy: SlowWatcherPolicy::Park,
             max_watches: 10_000,

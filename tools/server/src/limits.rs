@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Whether `request` is a watch: long-running, outside the in-flight limits and the
 /// request timeout.
 fn is_watch(request: &Request) -> bool {
-    request.method() == Method::GET && Query::parse(request.uri().query()).flag("watch")
+    request.method() == Method::GET && Query::raw_flag(request.uri().query(), "watch")
 }
 
 /// Answers 429 (with `Retry-After`) beyond the in-flight limits, 504 past the request

@@ -32,6 +32,10 @@ struct Flags {
     /// Events kept per resource for resuming watches (default: growing from 100 to 102,400).
     #[arg(long)]
     window: Option<usize>,
+    /// The most bytes of objects kept per resource for resuming watches; the oldest
+    /// events go first. 0: no bound.
+    #[arg(long, default_value_t = 128 << 20)]
+    window_bytes: usize,
     /// Each watch's buffer, in events (default: the cacher's).
     #[arg(long)]
     watcher_buffer: Option<usize>,
@@ -98,6 +102,7 @@ async fn main() -> ExitCode {
     let mut settings = Settings {
         storage: storage.clone(),
         window: flags.window,
+        window_bytes: flags.window_bytes,
         watcher_buffer: flags.watcher_buffer,
         slow_watcher_policy: match flags.slow_watchers {
             Policy::Park => SlowWatcherPolicy::Park,

@@ -129,9 +129,12 @@ impl Collector for CacherStats {
                 ConstCounter::new(read(stats)).encode(family.encode_family(*label)?)?;
             }
         }
-        let gauges: [StatFigure<i64>; 4] = [
+        let gauges: [StatFigure<i64>; 5] = [
             ("revision", "The latest applied revision", |stats| clamp(stats.revision)),
             ("window_len", "Events the replay window holds", |stats| clamp(stats.window_len)),
+            ("window_bytes", "What the replay window's objects weigh, in bytes", |stats| {
+                clamp(stats.window_bytes as u64)
+            }),
             ("objects", "Objects in the current state", |stats| clamp(stats.objects as u64)),
             ("watchers_parked", "Watchers catching up from the window", |stats| {
                 clamp(stats.watchers_parked as u64)

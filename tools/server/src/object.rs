@@ -270,6 +270,14 @@ impl Object {
         Ok(object)
     }
 
+    /// About the bytes the object holds: its encoding, and the fields kept apart from it
+    /// for selection and identity. What the window's byte budget weighs.
+    pub(crate) fn weight(&self) -> usize {
+        let labels: usize = self.labels.iter().map(|(key, value)| key.len() + value.len()).sum();
+        let identity = self.namespace.len() + self.name.len() + self.uid.len() + self.created.len();
+        self.tail.len() + labels + identity + self.node_name.as_ref().map_or(0, String::len)
+    }
+
     pub(crate) fn set_revision(&mut self, revision: u64) {
         self.revision = revision;
     }

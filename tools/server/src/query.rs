@@ -35,7 +35,15 @@ impl Query {
 
     /// A boolean parameter: absent is false; present, true unless `false` or `0`.
     pub(crate) fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|value| !value.eq_ignore_ascii_case("false") && value != "0")
+        self.get(name).is_some_and(flag_value)
+    }
+
+    /// [`Self::flag`] read straight off a raw query string, without collecting it:
+    /// for a check made on every request before its handler parses the query.
+    pub(crate) fn raw_flag(raw: Option<&str>, name: &str) -> bool {
+        form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+            .find(|(given, _)| given == name)
+            .is_some_and(|(_, value)| flag_value(&value))
     }
 
     /// `resourceVersion` as a revision; `None` when absent or empty, `Some(None)` for
@@ -224,6 +232,12 @@ impl ContinueToken {
     }
 }
 
+/// Kubernetes' reading of a boolean parameter's value: anything but `false` (in any
+/// case) and `0` is true, the empty value of a bare `?watch` included.
+fn flag_value(value: &str) -> bool {
+    !value.eq_ignore_ascii_case("false") && value != "0"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +253,28 @@ mod tests {
         assert_eq!(query.get("limit"), Some("1"), "the first of a repeated parameter");
         assert!(Query::parse(Some("watch=")).flag("watch"));
         assert!(!Query::parse(Some("watch=0")).flag("watch"));
+    }
+
+    #[test]
+    fn a_raw_flag_reads_as_the_parsed_one() {
+        for raw in [
+            "watch",
+            "watch=",
+            "watch=1",
+            "watch=True",
+            "watch=false",
+            "watch=FALSE",
+            "watch=0",
+            "watch=%30",
+            "a=b&watch=true&watch=false",
+            "watch=false&watch=true",
+            "watchx=true",
+            "",
+            "%FF=1&watch=1",
+        ] {
+            assert_eq!(Query::raw_flag(Some(raw), "watch"), Query::parse(Some(raw)).flag("watch"), "{raw:?}");
+        }
+        assert!(!Query::raw_flag(None, "watch"));
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl Served {
         if let Some(window) = settings.window {
             builder = builder.window_capacity(window);
         }
+        if settings.window_bytes > 0 {
+            builder = builder.window_bytes(settings.window_bytes, Object::weight);
+        }
         if let Some(buffer) = settings.watcher_buffer {
             builder = builder.watcher_buffer(buffer);
         }

@@ -263,6 +263,39 @@ async fn lists_older_than_the_window_are_410_and_tokens_too() {
     server.stop().await;
 }
 
+/// A 256 KiB config map replaced 40 times is 10 MiB of history; under a 1 MiB bound the
+/// window holds at most 1 MiB of it, by the server's own figure, and what it let go is
+/// 410 while the recent past still replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_keeps_its_byte_bound_however_large_the_objects() {
+    let server = Running::start(Settings { window_bytes: 1 << 20, ..Settings::default() }).await;
+    let raw = Raw::new(&server);
+    let large = "x".repeat(256 << 10);
+    let (code, _) = raw.json("POST", MAPS, &map("large", &large)).await;
+    assert_eq!(code, 201);
+    let mut revisions = Vec::new();
+    for at in 0..40 {
+        let (code, replaced) =
+            raw.json("PUT", &format!("{MAPS}/large"), &map("large", &format!("{at}{large}"))).await;
+        assert_eq!(code, 200, "{replaced}");
+        revisions.push(replaced["metadata"]["resourceVersion"].as_str().unwrap().to_owned());
+    }
+    let metrics = raw.0.request_text(http::Request::get("/metrics").body(Vec::new()).unwrap()).await.unwrap();
+    let held: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"watchcache_window_bytes{resource="configmaps"} "#))
+        .and_then(|value| value.parse().ok())
+        .expect("the window's weight on /metrics");
+    assert!((256 << 10..=1 << 20).contains(&held), "the window weighs {held} bytes");
+    let exact = |revision: &str| format!("{MAPS}?resourceVersion={revision}&resourceVersionMatch=Exact");
+    let (code, status) = raw.get(&exact(&revisions[0])).await;
+    assert_eq!((code, status["reason"].as_str()), (410, Some("Expired")), "{status}");
+    let (code, list) = raw.get(&exact(&revisions[38])).await;
+    assert_eq!(code, 200, "{list}");
+    assert!(list["items"][0]["data"]["value"].as_str().unwrap().starts_with("38x"));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_over_the_limit_get_429_with_retry_after() {
     let server = Running::start(Settings { max_watches: 1, ..Settings::default() }).await;

@@ -2,6 +2,7 @@
 //! on etcd a three-member etcd cluster on loopback.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -10,6 +11,23 @@ use std::time::Duration;
 /// with `SO_REUSEADDR`, as etcd and the server do).
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `command`, set to receive SIGKILL when the thread that spawns it ends — with the soak
+/// itself, even a soak killed with SIGKILL, which runs no `Drop`. The soak spawns from
+/// its runtime's worker threads and its main thread, which live as long as it does.
+fn dies_with_the_soak(command: &mut Command) -> &mut Command {
+    // SAFETY: the closure runs in the child between fork and exec; `prctl` is
+    // async-signal-safe and touches no state shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
 }
 
 /// Kills `child` with SIGKILL and reaps it.
@@ -41,7 +59,7 @@ impl Etcd {
         let cluster: Vec<String> =
             self.ports.iter().enumerate().map(|(at, (_, peer))| format!("m{at}={}", url(*peer))).collect();
         let (client, peer) = self.ports[member];
-        Command::new(&self.binary)
+        dies_with_the_soak(&mut Command::new(&self.binary))
             .args(["--name", &format!("m{member}")])
             .arg("--data-dir")
             .arg(self.dir.join(format!("m{member}")))
@@ -113,7 +131,7 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             kill(&mut child);
         }
-        let child = Command::new(&self.binary)
+        let child = dies_with_the_soak(&mut Command::new(&self.binary))
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.args)
             .env("RUST_LOG", "warn")
