@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
-use watchcache_server::{FieldSelector, LabelSelector};
+use watchcache_server::{FieldSelector, LabelSelector, ResourceDef};
 
 fuzz_target!(|input: (&str, &str, Vec<(String, String)>)| {
     let (labels, fields, object_labels) = input;
@@ -15,7 +15,7 @@ fuzz_target!(|input: (&str, &str, Vec<(String, String)>)| {
         assert_eq!(selector.matches(&object_labels), matched);
         assert_eq!(LabelSelector::parse(labels).ok(), Some(selector), "parsing is deterministic");
     }
-    for node_name in [false, true] {
-        let _ = FieldSelector::parse(fields, node_name);
+    for def in [ResourceDef::config_maps(), ResourceDef::pods(), ResourceDef::events()] {
+        let _ = FieldSelector::parse(fields, &def);
     }
 });

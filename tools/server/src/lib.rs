@@ -2,9 +2,9 @@
 //! that the clients this field already uses — `kubectl`, kube-rs, client-go — read from
 //! and write to it unchanged.
 //!
-//! Each served resource (core `v1` `configmaps` and `pods`, and any custom resource named
-//! in [`Settings::resources`]) is one [`watchcache::Cacher`] of Kubernetes-shaped JSON
-//! objects keyed `{resource}/{namespace}/{name}`, in front of a storage
+//! Each served resource (core `v1` `configmaps`, `pods`, `secrets` and `events`, and any
+//! custom resource named in [`Settings::resources`]) is one [`watchcache::Cacher`] of
+//! Kubernetes-shaped JSON objects keyed `{resource}/{namespace}/{name}`, in front of a storage
 //! ([`Settings::storage`]): the server's own memory (the default; the data lives as long
 //! as the process), or etcd, shared by any number of servers, with each object's
 //! `resourceVersion` its key's `mod_revision`. Writes go to the storage, reads and
@@ -13,8 +13,9 @@
 //!
 //! - **list** `GET /api/v1/namespaces/{ns}/{resource}` (or `/api/v1/{resource}` for every
 //!   namespace, or `/apis/{group}/{version}/…`) with `labelSelector`, `fieldSelector`
-//!   (`metadata.name`, `metadata.namespace`, and `spec.nodeName` of pods, served by the
-//!   cacher's trigger index), `resourceVersion` with `resourceVersionMatch`
+//!   (`metadata.name`, `metadata.namespace`, `spec.nodeName` of pods, served by the
+//!   cacher's trigger index, and each built-in kind's selectable fields, as an event's
+//!   `involvedObject.name`), `resourceVersion` with `resourceVersionMatch`
 //!   (`NotOlderThan`, or `Exact` within the window, else 410), and `limit` + `continue`
 //!   (every page at the first page's revision);
 //! - **watch**, the same paths with `watch=true`: `resourceVersion` absent or `0` starts
@@ -30,7 +31,10 @@
 //! - **discovery** (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`, `/version`),
 //!   `/healthz`, `/readyz` and `/metrics` (Prometheus text).
 //!
-//! Every error is a Kubernetes `Status` object. Each object is encoded to JSON once, when
+//! Bodies of the built-in kinds decode as Kubernetes' own types (400 when they do not);
+//! names and labels are validated as Kubernetes validates them (422 `Invalid`, a cause
+//! per field). Every answer is JSON: an `Accept` that allows none is 406. Every error is
+//! a Kubernetes `Status` object. Each object is encoded to JSON once, when
 //! written; lists and every watcher an event reaches copy those bytes (the
 //! `watchcache_encodes_total` and `watchcache_deliveries_total` metrics show the ratio).
 //!
@@ -52,10 +56,12 @@
 //! ```
 
 mod auth;
+mod builtin;
 mod discovery;
 mod limits;
 mod list;
 mod metrics;
+mod negotiation;
 mod object;
 mod query;
 mod registry;
@@ -71,6 +77,7 @@ mod watch;
 mod write;
 
 pub use auth::{TokenFileError, Tokens, User};
+pub use builtin::BuiltIn;
 pub use object::Object;
 pub use resource::ResourceDef;
 pub use selector::{FieldSelector, LabelSelector};
@@ -157,7 +164,12 @@ pub struct TlsFiles {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            resources: vec![ResourceDef::config_maps(), ResourceDef::pods()],
+            resources: vec![
+                ResourceDef::config_maps(),
+                ResourceDef::pods(),
+                ResourceDef::secrets(),
+                ResourceDef::events(),
+            ],
             storage: StorageSettings::Memory,
             window: None,
             window_bytes: 128 << 20,

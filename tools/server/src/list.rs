@@ -61,7 +61,7 @@ pub(crate) async fn get(
 ) -> Result<Response, ApiError> {
     match served.delegator.get(namespace, name, query.read_at()?).await? {
         (Some(object), _) => Ok(served.object_response(StatusCode::OK, &object, object.revision())),
-        (None, _) => Err(ApiError::not_found(&served.def.kind, name)),
+        (None, _) => Err(ApiError::not_found(&served.group_resource, name)),
     }
 }
 

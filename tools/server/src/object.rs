@@ -7,7 +7,8 @@
 //! copying bytes: an event reaching a thousand watchers is encoded once, as Kubernetes'
 //! `cachingObject` does.
 
-use crate::status::ApiError;
+use crate::resource::ResourceDef;
+use crate::status::{ApiError, FieldError};
 use crate::validation;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
@@ -27,6 +28,9 @@ pub struct Object {
     labels: BTreeMap<String, String>,
     /// `spec.nodeName`, read for pods (the field Kubernetes indexes pods by).
     node_name: Option<String>,
+    /// The values of the resource's other selectable fields, in the order of
+    /// [`ResourceDef::selectable_fields`].
+    fields: Box<[String]>,
     uid: String,
     created: String,
     revision: u64,
@@ -65,21 +69,24 @@ pub(crate) struct Submitted {
 }
 
 impl Submitted {
-    /// Parses a request body for `kind`: a JSON object whose `kind` and `apiVersion`,
-    /// when present, name this resource.
-    pub(crate) fn parse(bytes: &[u8], kind: &str, api_version: &str) -> Result<Self, ApiError> {
+    /// Parses a request body for `def`: a JSON object whose `kind` and `apiVersion`,
+    /// when present, name this resource, and which decodes as the kind's type if it is
+    /// a built-in one.
+    pub(crate) fn parse(bytes: &[u8], def: &ResourceDef) -> Result<Self, ApiError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|error| ApiError::bad_request(format!("request body is not valid json: {error}")))?;
-        Self::from_value(value, kind, api_version)
+        Self::from_value(value, def)
     }
 
     /// [`Self::parse`] of a body already parsed (a patched object).
-    pub(crate) fn from_value(value: Value, kind: &str, api_version: &str) -> Result<Self, ApiError> {
-        let Value::Object(mut body) = value else {
-            return Err(ApiError::bad_request("request body must be a json object"));
-        };
-        for (field, expected) in [("kind", kind), ("apiVersion", api_version)] {
-            match body.get(field) {
+    pub(crate) fn from_value(value: Value, def: &ResourceDef) -> Result<Self, ApiError> {
+        let not_an_object = || ApiError::bad_request("request body must be a json object");
+        if !value.is_object() {
+            return Err(not_an_object());
+        }
+        let (kind, api_version) = (def.kind.as_str(), def.api_version());
+        for (field, expected) in [("kind", kind), ("apiVersion", &api_version)] {
+            match value.get(field) {
                 None => {}
                 Some(Value::String(given)) if given == expected => {}
                 Some(given) => {
@@ -87,6 +94,14 @@ impl Submitted {
                 }
             }
         }
+        if let Some(builtin) = def.builtin {
+            builtin.decodes(&value).map_err(|error| {
+                ApiError::bad_request(format!(
+                    "request body cannot be handled as a {api_version} {kind}: {error}"
+                ))
+            })?;
+        }
+        let Value::Object(mut body) = value else { return Err(not_an_object()) };
         body.remove("kind");
         body.remove("apiVersion");
         let metadata = match body.remove("metadata") {
@@ -115,28 +130,31 @@ impl Submitted {
         Identity { uid: field("uid"), created: field("creationTimestamp") }
     }
 
-    /// `metadata.name`, or a name made from `metadata.generateName` and `uid`.
-    pub(crate) fn name(&self, uid: &str) -> Result<String, ApiError> {
-        let name = match (self.metadata.get("name"), self.metadata.get("generateName")) {
-            (Some(Value::String(name)), _) if !name.is_empty() => name.clone(),
-            (None, Some(Value::String(prefix))) if !prefix.is_empty() => {
+    /// `metadata.name`, or a name made from `metadata.generateName` and `uid` (checked
+    /// with the rest of the object by [`Self::into_object`]).
+    pub(crate) fn name(&self, def: &ResourceDef, uid: &str) -> Result<String, ApiError> {
+        match (self.metadata.get("name"), self.metadata.get("generateName")) {
+            (Some(Value::String(name)), _) if !name.is_empty() => Ok(name.clone()),
+            (None | Some(Value::String(_)), Some(Value::String(prefix))) if !prefix.is_empty() => {
                 let suffix: String = uid.chars().filter(|c| *c != '-').take(5).collect();
-                format!("{prefix}{suffix}")
+                Ok(format!("{prefix}{suffix}"))
             }
-            (Some(_), _) => return Err(ApiError::bad_request("metadata.name must be a non-empty string")),
-            _ => return Err(ApiError::bad_request("metadata.name is required")),
-        };
-        validation::object_name("metadata.name", &name)?;
-        Ok(name)
+            (Some(Value::String(_)) | None, _) => {
+                let required = FieldError::required("metadata.name", "name or generateName is required");
+                Err(ApiError::invalid(&def.group_resource(), &def.kind, "", vec![required]))
+            }
+            (Some(_), _) => Err(ApiError::bad_request("metadata.name must be a string")),
+        }
     }
 
-    /// The stored object: this body, in `namespace` under `name`, with `identity`.
+    /// The stored object: this body of `def`, in `namespace` under `name`, with
+    /// `identity`; 422 `Invalid` naming every field validation refuses.
     pub(crate) fn into_object(
         mut self,
+        def: &ResourceDef,
         namespace: &str,
         name: String,
         identity: Identity,
-        node_name_field: bool,
     ) -> Result<Object, ApiError> {
         match self.metadata.get("namespace") {
             None => {}
@@ -158,8 +176,23 @@ impl Submitted {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(ApiError::bad_request("metadata.labels must be a json object")),
         };
-        validation::labels(&labels)?;
-        let node_name = if node_name_field {
+        let refused: Vec<FieldError> = validation::object_name("metadata.name", &name)
+            .err()
+            .into_iter()
+            .chain(validation::labels(&labels))
+            .collect();
+        if !refused.is_empty() {
+            return Err(ApiError::invalid(&def.group_resource(), &def.kind, &name, refused));
+        }
+        if let Some(builtin) = def.builtin {
+            builtin.complete(&mut self.body);
+        }
+        let fields = def
+            .selectable_fields()
+            .iter()
+            .map(|(_, path)| crate::builtin::field_at(&self.body, path).to_owned())
+            .collect();
+        let node_name = if def.node_name {
             match self.body.get("spec").and_then(|spec| spec.get("nodeName")) {
                 None | Some(Value::Null) => None,
                 Some(Value::String(node)) => Some(node.clone()),
@@ -186,6 +219,7 @@ impl Submitted {
             name,
             labels,
             node_name,
+            fields,
             uid: identity.uid,
             created: identity.created,
             revision: 0,
@@ -236,6 +270,12 @@ impl Object {
         self.node_name.as_deref()
     }
 
+    /// The value of the resource's selectable field at `index` of
+    /// [`ResourceDef::selectable_fields`] (empty when unset).
+    pub(crate) fn selectable_field(&self, index: usize) -> &str {
+        self.fields.get(index).map_or("", String::as_str)
+    }
+
     /// The revision that last wrote this object (its `metadata.resourceVersion`).
     pub fn revision(&self) -> u64 {
         self.revision
@@ -260,12 +300,12 @@ impl Object {
     pub(crate) fn from_stored(
         bytes: &[u8],
         revision: u64,
-        (kind, api_version, node_name_field): (&str, &str, bool),
+        def: &ResourceDef,
         (namespace, name): (&str, &str),
     ) -> Result<Self, ApiError> {
-        let submitted = Submitted::parse(bytes, kind, api_version)?;
+        let submitted = Submitted::parse(bytes, def)?;
         let identity = submitted.stored_identity();
-        let mut object = submitted.into_object(namespace, name.to_owned(), identity, node_name_field)?;
+        let mut object = submitted.into_object(def, namespace, name.to_owned(), identity)?;
         object.revision = revision;
         Ok(object)
     }
@@ -275,7 +315,8 @@ impl Object {
     pub(crate) fn weight(&self) -> usize {
         let labels: usize = self.labels.iter().map(|(key, value)| key.len() + value.len()).sum();
         let identity = self.namespace.len() + self.name.len() + self.uid.len() + self.created.len();
-        self.tail.len() + labels + identity + self.node_name.as_ref().map_or(0, String::len)
+        let fields: usize = self.fields.iter().map(String::len).sum();
+        self.tail.len() + labels + identity + fields + self.node_name.as_ref().map_or(0, String::len)
     }
 
     pub(crate) fn set_revision(&mut self, revision: u64) {
@@ -315,10 +356,18 @@ mod tests {
     use super::*;
 
     fn stored(body: &str) -> Object {
-        let submitted = Submitted::parse(body.as_bytes(), "ConfigMap", "v1").unwrap();
+        let maps = ResourceDef::config_maps();
+        let submitted = Submitted::parse(body.as_bytes(), &maps).unwrap();
         let identity = Identity { uid: "u-1".into(), created: "2026-01-01T00:00:00Z".into() };
-        let name = submitted.name(&identity.uid).unwrap();
-        submitted.into_object("default", name, identity, false).unwrap()
+        let name = submitted.name(&maps, &identity.uid).unwrap();
+        submitted.into_object(&maps, "default", name, identity).unwrap()
+    }
+
+    /// What a body of `def` comes to, as a create in `default`.
+    fn submit(def: &ResourceDef, body: &str) -> Result<Object, ApiError> {
+        let submitted = Submitted::parse(body.as_bytes(), def)?;
+        let name = submitted.name(def, "u")?;
+        submitted.into_object(def, "default", name, Identity::new())
     }
 
     #[test]
@@ -351,25 +400,76 @@ mod tests {
     }
 
     #[test]
-    fn bad_bodies_are_rejected_with_a_reason() {
-        for (body, reason) in [
-            ("[1]", "must be a json object"),
-            ("{", "not valid json"),
-            (r#"{"kind":"Pod","metadata":{"name":"a"}}"#, "does not match"),
-            (r#"{"metadata":{"name":"A_b"}}"#, "invalid metadata.name"),
-            (r#"{"metadata":{"name":"a","labels":{"x":1}}}"#, "string value"),
-            (r#"{"metadata":{"name":"a","resourceVersion":"x"}}"#, "invalid resourceVersion"),
-            (r#"{"metadata":{}}"#, "is required"),
-            (r#"{"metadata":{"name":"a","namespace":"other"}}"#, "does not match the request's namespace"),
+    fn bodies_that_do_not_decode_are_400_with_a_reason() {
+        let widgets = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
+        for (def, body, reason) in [
+            (ResourceDef::config_maps(), "[1]", "must be a json object"),
+            (ResourceDef::config_maps(), "{", "not valid json"),
+            (ResourceDef::config_maps(), r#"{"kind":"Pod","metadata":{"name":"a"}}"#, "does not match"),
+            (
+                ResourceDef::config_maps(),
+                r#"{"metadata":{"name":"a","labels":{"x":1}}}"#,
+                "metadata.labels.x",
+            ),
+            (widgets.clone(), r#"{"metadata":{"name":"a","labels":{"x":1}}}"#, "string value"),
+            (
+                ResourceDef::config_maps(),
+                r#"{"metadata":{"name":"a"},"data":{"k":1}}"#,
+                "data.k: invalid type",
+            ),
+            (ResourceDef::config_maps(), r#"{"metadata":{"name":7}}"#, "metadata.name"),
+            (widgets, r#"{"metadata":{"name":7}}"#, "metadata.name must be a string"),
+            (
+                ResourceDef::config_maps(),
+                r#"{"metadata":{"name":"a","resourceVersion":"x"}}"#,
+                "invalid resourceVersion",
+            ),
+            (
+                ResourceDef::config_maps(),
+                r#"{"metadata":{"name":"a","namespace":"other"}}"#,
+                "does not match the request's namespace",
+            ),
         ] {
-            let result = Submitted::parse(body.as_bytes(), "ConfigMap", "v1").and_then(|submitted| {
-                let name = submitted.name("u")?;
-                submitted.into_object("default", name, Identity::new(), false)
-            });
-            let error = result.expect_err(body);
+            let error = submit(&def, body).expect_err(body);
             assert!(error.message().contains(reason), "{body}: {}", error.message());
-            assert_eq!(error.code(), 400);
+            assert_eq!(error.code(), 400, "{body}");
         }
+    }
+
+    #[test]
+    fn objects_that_do_not_validate_are_422_naming_every_field() {
+        let maps = ResourceDef::config_maps();
+        let error = submit(&maps, r#"{"metadata":{"name":"A_b","labels":{"-x":"v","y":"-"}}}"#).unwrap_err();
+        let status = error.to_status();
+        assert_eq!((status["code"].as_u64(), status["reason"].as_str()), (Some(422), Some("Invalid")));
+        assert_eq!(status["details"]["kind"], "ConfigMap", "{status}");
+        assert_eq!(status["details"]["name"], "A_b", "{status}");
+        let causes: Vec<(&str, &str)> = status["details"]["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cause| (cause["field"].as_str().unwrap(), cause["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                ("metadata.name", "FieldValueInvalid"),
+                ("metadata.labels", "FieldValueInvalid"),
+                ("metadata.labels", "FieldValueInvalid")
+            ]
+        );
+        assert!(error
+            .message()
+            .starts_with(r#"configmaps "A_b" is invalid: [metadata.name: invalid value "A_b""#));
+        let unnamed = submit(&maps, r#"{"metadata":{}}"#).unwrap_err().to_status();
+        assert_eq!(unnamed["code"], 422);
+        assert_eq!(unnamed["details"]["causes"][0]["reason"], "FieldValueRequired");
+        let widgets = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
+        let widget = submit(&widgets, r#"{"metadata":{"name":"W"}}"#).unwrap_err().to_status();
+        assert_eq!(
+            (widget["details"]["group"].as_str(), widget["details"]["kind"].as_str()),
+            (Some("example.com"), Some("Widget"))
+        );
     }
 
     #[test]
@@ -379,23 +479,22 @@ mod tests {
         let bytes = object.to_stored(head);
         let value: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value["metadata"]["resourceVersion"], "", "etcd's mod_revision is the revision");
-        let read = Object::from_stored(&bytes, 7, ("ConfigMap", "v1", false), ("default", "a")).unwrap();
+        let maps = ResourceDef::config_maps();
+        let read = Object::from_stored(&bytes, 7, &maps, ("default", "a")).unwrap();
         assert_eq!((read.revision(), read.uid(), read.labels()), (7, "u-1", object.labels()));
         let mut again = read;
         again.set_revision(0);
         assert_eq!(again, object, "the same encoding");
         // Someone else's JSON, without an identity: nothing is made up.
-        let bare =
-            Object::from_stored(br#"{"data":{"k":"v"}}"#, 9, ("ConfigMap", "v1", false), ("default", "b"))
-                .unwrap();
+        let bare = Object::from_stored(br#"{"data":{"k":"v"}}"#, 9, &maps, ("default", "b")).unwrap();
         assert_eq!((bare.name(), bare.uid()), ("b", ""));
     }
 
     #[test]
     fn generate_name_appends_a_suffix() {
-        let submitted =
-            Submitted::parse(br#"{"metadata":{"generateName":"web-"}}"#, "ConfigMap", "v1").unwrap();
-        let name = submitted.name("abcde-123").unwrap();
+        let maps = ResourceDef::config_maps();
+        let submitted = Submitted::parse(br#"{"metadata":{"generateName":"web-"}}"#, &maps).unwrap();
+        let name = submitted.name(&maps, "abcde-123").unwrap();
         assert_eq!(name, "web-abcde");
     }
 }

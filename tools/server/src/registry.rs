@@ -29,6 +29,8 @@ pub(crate) struct Served {
     /// Every object's encoding up to its `resourceVersion` value.
     pub(crate) head: Bytes,
     pub(crate) api_version: String,
+    /// The resource as messages name it (`configmaps`, `widgets.example.com`).
+    pub(crate) group_resource: String,
     pub(crate) metrics: ResourceMetrics,
 }
 
@@ -81,7 +83,14 @@ impl Served {
                 (cacher, Box::new(storage), metrics)
             }
         };
-        Self { delegator: Delegator::new(def.clone(), cacher, storage), head, api_version, metrics, def }
+        Self {
+            delegator: Delegator::new(def.clone(), cacher, storage),
+            head,
+            api_version,
+            group_resource: def.group_resource(),
+            metrics,
+            def,
+        }
     }
 
     /// `object` as a response body, at `revision`.

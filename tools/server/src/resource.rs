@@ -1,6 +1,8 @@
 //! The served resources' definitions: what each is called on the wire, and where its
 //! objects live — the cacher's keys, and etcd's, laid out as kube-apiserver lays them.
 
+use crate::builtin::BuiltIn;
+
 /// A resource type as Kubernetes names it. All are namespaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceDef {
@@ -16,21 +18,35 @@ pub struct ResourceDef {
     pub short_names: Vec<String>,
     /// Whether objects have `spec.nodeName`, indexed and selectable (pods).
     pub node_name: bool,
+    /// The Kubernetes kind whose type bodies must decode as; `None` for a custom
+    /// resource, served schemaless.
+    pub builtin: Option<BuiltIn>,
 }
 
 impl ResourceDef {
     /// Core `v1` `configmaps`.
     pub fn config_maps() -> Self {
-        Self::core("configmaps", "ConfigMap", &["cm"], false)
+        Self::core(BuiltIn::ConfigMap, ("configmaps", "ConfigMap", &["cm"]), false)
     }
 
     /// Core `v1` `pods`, indexed by `spec.nodeName` as Kubernetes indexes them.
     pub fn pods() -> Self {
-        Self::core("pods", "Pod", &["po"], true)
+        Self::core(BuiltIn::Pod, ("pods", "Pod", &["po"]), true)
     }
 
-    fn core(plural: &str, kind: &str, short_names: &[&str], node_name: bool) -> Self {
+    /// Core `v1` `secrets`.
+    pub fn secrets() -> Self {
+        Self::core(BuiltIn::Secret, ("secrets", "Secret", &[]), false)
+    }
+
+    /// Core `v1` `events` (what `kubectl describe` shows of an object).
+    pub fn events() -> Self {
+        Self::core(BuiltIn::Event, ("events", "Event", &["ev"]), false)
+    }
+
+    fn core(builtin: BuiltIn, (plural, kind, short_names): (&str, &str, &[&str]), node_name: bool) -> Self {
         Self {
+            builtin: Some(builtin),
             group: String::new(),
             version: "v1".into(),
             plural: plural.into(),
@@ -54,10 +70,12 @@ impl ResourceDef {
         if !lower(group)
             || !lower(version)
             || !lower(plural)
+            || plural.contains('.')
             || !kind.chars().all(|c| c.is_ascii_alphanumeric())
         {
             return Err(format!(
-                "resource {text:?}: group, version and plural are lowercase; kind is alphanumeric"
+                "resource {text:?}: group, version and plural are lowercase, the plural without dots; \
+                 kind is alphanumeric"
             ));
         }
         if !kind.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -70,7 +88,25 @@ impl ResourceDef {
             kind: kind.into(),
             short_names: Vec::new(),
             node_name: false,
+            builtin: None,
         })
+    }
+
+    /// The fields a `fieldSelector` may name besides `metadata.name`,
+    /// `metadata.namespace` and `spec.nodeName` (see [`BuiltIn`]'s); none for a custom
+    /// resource.
+    pub(crate) fn selectable_fields(&self) -> &'static [(&'static str, &'static str)] {
+        self.builtin.map_or(&[], BuiltIn::selectable_fields)
+    }
+
+    /// The resource as Kubernetes names it in messages: `configmaps` in the core group,
+    /// `widgets.example.com` in others.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// `v1` or `group/version`, as in `apiVersion`.
@@ -141,8 +177,15 @@ mod tests {
         let def = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
         assert_eq!(def.api_version(), "example.com/v1");
         assert_eq!(def.kind, "Widget");
-        for bad in ["widgets", "example.com/v1/widgets/widget", "Example.com/v1/widgets/Widget", "a/b/c/D/e"]
-        {
+        assert_eq!(def.group_resource(), "widgets.example.com");
+        assert_eq!(ResourceDef::config_maps().group_resource(), "configmaps");
+        for bad in [
+            "widgets",
+            "example.com/v1/widgets/widget",
+            "example.com/v1/wid.gets/Widget",
+            "Example.com/v1/widgets/Widget",
+            "a/b/c/D/e",
+        ] {
             assert!(ResourceDef::parse(bad).is_err(), "{bad}");
         }
     }

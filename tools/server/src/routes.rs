@@ -8,7 +8,7 @@ use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
 use crate::write::WriteOptions;
-use crate::{auth, limits, list, validation, watch, write};
+use crate::{auth, limits, list, negotiation, validation, watch, write};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
@@ -47,7 +47,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::method_not_allowed(request.uri().path())
         })
-        // Layers run outside in: authentication first, then the limits.
+        // Layers run outside in: authentication first, then the limits, then what the
+        // answer may be in.
+        .layer(axum::middleware::from_fn(negotiation::acceptable))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
@@ -74,7 +76,8 @@ impl Collection {
         let (group, version, plural) = (take("group"), take("version"), take("plural"));
         let namespace = parameters.remove("namespace");
         if let Some(namespace) = &namespace {
-            validation::namespace_name(namespace)?;
+            validation::namespace_name(namespace)
+                .map_err(|error| ApiError::bad_request(error.to_string()))?;
         }
         let served = state.registry.find(&group, &version, &plural)?.clone();
         Ok(Self { served, namespace })
@@ -103,7 +106,7 @@ impl FromRequestParts<AppState> for Item {
         let mut parameters = path_parameters(parts, state).await?;
         let name = parameters.remove("name").unwrap_or_default();
         let Collection { served, namespace } = Collection::resolve(state, &mut parameters)?;
-        validation::object_name("name", &name)?;
+        validation::object_name("name", &name).map_err(|error| ApiError::bad_request(error.to_string()))?;
         Ok(Self { served, namespace: namespace.unwrap_or_default(), name })
     }
 }

@@ -8,7 +8,9 @@
 //! all its sets, each set a sorted set (a lookup, not a scan). One match is then at most
 //! a hundred map lookups however a client writes its selector.
 //! Fields: `field=value` (or `==`) and `field!=value` on `metadata.name`,
-//! `metadata.namespace`, and `spec.nodeName` for resources that index it (pods).
+//! `metadata.namespace`, `spec.nodeName` for resources that index it (pods), and the
+//! fields Kubernetes makes selectable for each built-in kind (an event's
+//! `involvedObject.name`, a secret's `type`, a pod's `status.phase`, …).
 
 use crate::object::Object;
 use crate::resource::ResourceDef;
@@ -65,7 +67,7 @@ impl Selection {
         (labels, fields): (Option<&str>, Option<&str>),
     ) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(labels.unwrap_or(""))?;
-        let mut fields = FieldSelector::parse(fields.unwrap_or(""), def.node_name)?;
+        let mut fields = FieldSelector::parse(fields.unwrap_or(""), def)?;
         let node_name = fields.take_node_name();
         let predicate: Option<Predicate> = if labels.is_empty() && fields.is_empty() {
             None
@@ -229,6 +231,9 @@ pub(crate) enum Field {
     Name,
     Namespace,
     NodeName,
+    /// The resource's selectable field at this index of
+    /// [`ResourceDef::selectable_fields`].
+    Selectable(usize),
 }
 
 /// A parsed `fieldSelector`.
@@ -238,9 +243,8 @@ pub struct FieldSelector {
 }
 
 impl FieldSelector {
-    /// Parses a `fieldSelector`; `node_name` says whether `spec.nodeName` is a field of
-    /// this resource.
-    pub fn parse(text: &str, node_name: bool) -> Result<Self, ApiError> {
+    /// Parses a `fieldSelector` of `def`'s objects.
+    pub fn parse(text: &str, def: &ResourceDef) -> Result<Self, ApiError> {
         let mut terms = Vec::new();
         for term in text.split(',').map(str::trim).filter(|term| !term.is_empty()) {
             let (field, equals, value) = if let Some((field, value)) = term.split_once("!=") {
@@ -253,8 +257,11 @@ impl FieldSelector {
             let field = match field.trim() {
                 "metadata.name" => Field::Name,
                 "metadata.namespace" => Field::Namespace,
-                "spec.nodeName" if node_name => Field::NodeName,
-                other => return Err(invalid("field", text, format!("field {other:?} is not supported"))),
+                "spec.nodeName" if def.node_name => Field::NodeName,
+                other => match def.selectable_fields().iter().position(|(name, _)| *name == other) {
+                    Some(index) => Field::Selectable(index),
+                    None => return Err(invalid("field", text, format!("field {other:?} is not supported"))),
+                },
             };
             terms.push((field, equals, value.trim().to_owned()));
         }
@@ -275,6 +282,7 @@ impl FieldSelector {
                 Field::Name => object.name(),
                 Field::Namespace => object.namespace(),
                 Field::NodeName => object.node_name().unwrap_or(""),
+                Field::Selectable(index) => object.selectable_field(*index),
             };
             (actual == value) == *equals
         })
@@ -347,14 +355,41 @@ mod tests {
 
     #[test]
     fn field_selectors_name_supported_fields_only() {
-        let mut selector = FieldSelector::parse("spec.nodeName=n1,metadata.name!=a", true).unwrap();
+        let (maps, pods) = (ResourceDef::config_maps(), ResourceDef::pods());
+        let mut selector = FieldSelector::parse("spec.nodeName=n1,metadata.name!=a", &pods).unwrap();
         assert_eq!(selector.take_node_name().as_deref(), Some("n1"));
         assert!(!selector.is_empty());
-        for (text, node_name) in
-            [("spec.nodeName=n1", false), ("status.phase=Running", true), ("metadata.name", true)]
-        {
-            let error = FieldSelector::parse(text, node_name).expect_err(text);
+        assert!(FieldSelector::parse("status.phase=Running", &pods).is_ok());
+        let widgets = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
+        for (text, def) in [
+            ("spec.nodeName=n1", &maps),
+            ("status.phase=Running", &maps),
+            ("metadata.name", &pods),
+            ("type=Opaque", &widgets),
+        ] {
+            let error = FieldSelector::parse(text, def).expect_err(text);
             assert_eq!(error.code(), 400);
         }
+    }
+
+    #[test]
+    fn an_event_is_selected_by_the_object_it_is_about() {
+        let events = ResourceDef::events();
+        let event = |name: &str, about: &str| {
+            let body = format!(
+                r#"{{"metadata":{{"name":"{name}"}},"involvedObject":{{"kind":"ConfigMap","name":"{about}"}},"source":{{"component":"kubelet"}}}}"#
+            );
+            let submitted = crate::object::Submitted::parse(body.as_bytes(), &events).unwrap();
+            submitted.into_object(&events, "default", name.into(), crate::object::Identity::new()).unwrap()
+        };
+        let selector = FieldSelector::parse(
+            "involvedObject.kind=ConfigMap,involvedObject.name=web,source=kubelet",
+            &events,
+        )
+        .unwrap();
+        assert!(selector.matches(&event("e1", "web")));
+        assert!(!selector.matches(&event("e2", "db")));
+        let unset = FieldSelector::parse("reason=", &events).unwrap();
+        assert!(unset.matches(&event("e3", "web")), "an unset field is empty");
     }
 }

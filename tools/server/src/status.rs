@@ -14,34 +14,109 @@ pub struct ApiError {
     reason: &'static str,
     message: String,
     retry_after: Option<Duration>,
-    details: Option<(String, String)>,
-    /// `details.causes[0]`.
-    cause: Option<Cause>,
+    /// Boxed: most errors name no object, and every `Result` of the server carries one.
+    details: Option<Box<Details>>,
+    /// `details.causes`.
+    causes: Vec<Cause>,
+}
+
+/// Which object a `Status` is about. `kind` is what Kubernetes puts there: the resource
+/// (`configmaps`) for most errors, the kind (`ConfigMap`) for an invalid object.
+#[derive(Debug, Clone)]
+struct Details {
+    name: String,
+    group: String,
+    kind: String,
 }
 
 /// A machine-readable cause in a `Status`'s details.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Cause {
     /// A read at a `resourceVersion` the server has not reached (kube-apiserver's).
     ResourceVersionTooLarge,
+    /// A field of the object that validation refused.
+    Field(FieldError),
 }
 
 impl Cause {
-    /// The cause's type and message, as kube-apiserver writes them.
-    fn parts(self) -> (&'static str, &'static str) {
+    fn to_json(&self) -> Value {
         match self {
-            Self::ResourceVersionTooLarge => ("ResourceVersionTooLarge", "Too large resource version"),
+            Self::ResourceVersionTooLarge => {
+                json!({ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" })
+            }
+            Self::Field(error) => {
+                json!({ "reason": error.reason.as_str(), "message": error.message(), "field": error.field })
+            }
         }
+    }
+}
+
+/// One field of an object that is not valid, as apimachinery's `field.Error` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    /// The field's path, e.g. `metadata.name`.
+    pub(crate) field: String,
+    pub(crate) reason: FieldReason,
+    /// Why, for people.
+    pub(crate) detail: String,
+}
+
+/// What is wrong with a field (a `Status` cause's `reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FieldReason {
+    /// The value given, which is not allowed.
+    Invalid(String),
+    /// A value is needed and none was given.
+    Required,
+}
+
+impl FieldReason {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "FieldValueInvalid",
+            Self::Required => "FieldValueRequired",
+        }
+    }
+}
+
+impl FieldError {
+    pub(crate) fn invalid(field: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: FieldReason::Invalid(value.to_owned()), detail: detail.into() }
+    }
+
+    pub(crate) fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: FieldReason::Required, detail: detail.into() }
+    }
+
+    /// The cause's message: what is wrong, without the field.
+    fn message(&self) -> String {
+        match &self.reason {
+            FieldReason::Invalid(value) => format!("invalid value {value:?}: {}", self.detail),
+            FieldReason::Required => format!("required value: {}", self.detail),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message())
     }
 }
 
 impl ApiError {
     fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), retry_after: None, details: None, cause: None }
+        Self { code, reason, message: message.into(), retry_after: None, details: None, causes: Vec::new() }
     }
 
-    fn about(mut self, kind: &str, name: &str) -> Self {
-        self.details = Some((kind.to_lowercase(), name.to_owned()));
+    /// Names the object: `resource` is group-qualified as Kubernetes writes it
+    /// (`configmaps`, `widgets.example.com`); the details carry the plural and the group.
+    fn about(mut self, resource: &str, name: &str) -> Self {
+        let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
+        self.details = Some(Box::new(Details {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: plural.to_owned(),
+        }));
         self
     }
 
@@ -49,9 +124,10 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
-    pub(crate) fn not_found(kind: &str, name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{} {name:?} not found", kind.to_lowercase()))
-            .about(kind, name)
+    /// `resource` (group-qualified, as in [`Self::about`]) has no object `name`.
+    pub(crate) fn not_found(resource: &str, name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", format!("{resource} {name:?} not found"))
+            .about(resource, name)
     }
 
     pub(crate) fn no_such_path(path: &str) -> Self {
@@ -70,26 +146,43 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn already_exists(kind: &str, name: &str) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "AlreadyExists",
-            format!("{} {name:?} already exists", kind.to_lowercase()),
-        )
-        .about(kind, name)
+    pub(crate) fn already_exists(resource: &str, name: &str) -> Self {
+        Self::new(StatusCode::CONFLICT, "AlreadyExists", format!("{resource} {name:?} already exists"))
+            .about(resource, name)
     }
 
-    pub(crate) fn conflict(kind: &str, name: &str) -> Self {
+    /// An object of `resource` (group-qualified) validation refused: 422 `Invalid`, each
+    /// field a cause, as Kubernetes answers (whose details name the kind, not the
+    /// resource).
+    pub(crate) fn invalid(resource: &str, kind: &str, name: &str, errors: Vec<FieldError>) -> Self {
+        let listed: Vec<String> = errors.iter().map(FieldError::to_string).collect();
+        let listed = match &listed[..] {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{resource} {name:?} is invalid: {listed}"),
+        )
+        .about(resource, name);
+        if let Some(details) = &mut error.details {
+            details.kind = kind.to_owned();
+        }
+        error.causes = errors.into_iter().map(Cause::Field).collect();
+        error
+    }
+
+    pub(crate) fn conflict(resource: &str, name: &str) -> Self {
         Self::new(
             StatusCode::CONFLICT,
             "Conflict",
             format!(
-                "operation cannot be fulfilled on {} {name:?}: the object has been modified; \
-                 please apply your changes to the latest version and try again",
-                kind.to_lowercase()
+                "operation cannot be fulfilled on {resource} {name:?}: the object has been modified; \
+                 please apply your changes to the latest version and try again"
             ),
         )
-        .about(kind, name)
+        .about(resource, name)
     }
 
     /// A revision older than the window: the client must list again.
@@ -118,7 +211,7 @@ impl ApiError {
             format!("too large resource version: {requested}, current: {current}"),
         );
         error.retry_after = Some(Duration::from_secs(1));
-        error.cause = Some(Cause::ResourceVersionTooLarge);
+        error.causes.push(Cause::ResourceVersionTooLarge);
         error
     }
 
@@ -134,6 +227,26 @@ impl ApiError {
             "RequestEntityTooLarge",
             format!("request body is larger than the limit of {limit} bytes"),
         )
+    }
+
+    /// An `Accept` the server serves nothing of.
+    pub(crate) fn not_acceptable(served: &[&str]) -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            format!("only the following media types are accepted: {}", served.join(", ")),
+        )
+    }
+
+    /// A body type the server knows and does not take, and why.
+    pub(crate) fn unsupported_media_type_because(given: &str, why: &str) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("{given:?}: {why}"))
+    }
+
+    /// A request that is well-formed and cannot be carried out on the object as it is
+    /// (a json patch whose operation does not apply).
+    pub(crate) fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
     }
 
     pub(crate) fn unsupported_media_type(given: &str, supported: &[&str]) -> Self {
@@ -195,14 +308,17 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
-        if let Some((kind, name)) = &self.details {
-            status["details"] = json!({ "name": name, "kind": kind });
+        if let Some(details) = &self.details {
+            status["details"] = json!({ "name": details.name, "kind": details.kind });
+            if !details.group.is_empty() {
+                status["details"]["group"] = json!(details.group);
+            }
         }
         if let Some(retry_after) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(retry_after.as_secs().max(1));
         }
-        if let Some((cause, message)) = self.cause.map(Cause::parts) {
-            status["details"]["causes"] = json!([{ "reason": cause, "message": message }]);
+        if !self.causes.is_empty() {
+            status["details"]["causes"] = self.causes.iter().map(Cause::to_json).collect();
         }
         status
     }

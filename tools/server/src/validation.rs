@@ -1,8 +1,9 @@
 //! Names, namespaces and labels, checked as Kubernetes checks them (apimachinery's
 //! `util/validation`): keys are built from names, so nothing that is not a name reaches
 //! one, and a label a selector cannot match is refused when written, not at read time.
+//! Each check names the field it refused; a write answers them all as 422 `Invalid`.
 
-use crate::status::ApiError;
+use crate::status::FieldError;
 use std::collections::BTreeMap;
 
 /// The longest DNS subdomain (RFC 1123): object names.
@@ -27,26 +28,34 @@ fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= SUBDOMAIN_MAX && text.split('.').all(is_dns_label)
 }
 
-/// An object's name: a DNS subdomain, as configmaps, secrets and pods have.
-pub(crate) fn object_name(what: &str, name: &str) -> Result<(), ApiError> {
+/// An object's name, as `field`: a DNS subdomain, as configmaps, secrets and pods have.
+pub(crate) fn object_name(field: &str, name: &str) -> Result<(), FieldError> {
     if is_dns_subdomain(name) {
         return Ok(());
     }
-    Err(ApiError::bad_request(format!(
-        "invalid {what} {name:?}: a lowercase rfc 1123 subdomain must consist of lowercase letters, digits, \
-         '-' or '.' between labels that start and end with a letter or digit, at most {SUBDOMAIN_MAX} characters"
-    )))
+    Err(FieldError::invalid(
+        field,
+        name,
+        format!(
+            "a lowercase rfc 1123 subdomain must consist of lowercase letters, digits, '-' or '.' between \
+             labels that start and end with a letter or digit, at most {SUBDOMAIN_MAX} characters"
+        ),
+    ))
 }
 
 /// A namespace's name: a DNS label.
-pub(crate) fn namespace_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn namespace_name(name: &str) -> Result<(), FieldError> {
     if is_dns_label(name) {
         return Ok(());
     }
-    Err(ApiError::bad_request(format!(
-        "invalid namespace {name:?}: a lowercase rfc 1123 label must consist of lowercase letters, digits or \
-         '-', start and end with a letter or digit, at most {LABEL_MAX} characters"
-    )))
+    Err(FieldError::invalid(
+        "metadata.namespace",
+        name,
+        format!(
+            "a lowercase rfc 1123 label must consist of lowercase letters, digits or '-', start and end with \
+             a letter or digit, at most {LABEL_MAX} characters"
+        ),
+    ))
 }
 
 /// Whether `text` is a label value: empty, or alphanumerics, `-`, `_` and `.`, starting
@@ -68,32 +77,38 @@ pub(crate) fn is_label_key(key: &str) -> bool {
     !name.is_empty() && is_label_value(name) && prefix.is_none_or(is_dns_subdomain)
 }
 
-fn label_key(key: &str) -> Result<(), ApiError> {
-    if is_label_key(key) {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "invalid label key {key:?}: a name of letters, digits, '-', '_' or '.' (starting and ending with a \
-         letter or digit, at most {LABEL_VALUE_MAX}), optionally behind a dns subdomain prefix and '/'"
-    )))
-}
+/// The field label errors name.
+const LABELS: &str = "metadata.labels";
 
-/// One label: its key and its value.
-pub(crate) fn label(key: &str, value: &str) -> Result<(), ApiError> {
-    label_key(key)?;
+/// One label: its key and its value. A long value is shown cut short.
+pub(crate) fn label(key: &str, value: &str) -> Result<(), FieldError> {
+    let shown = |text: &str| text.chars().take(LABEL_VALUE_MAX + 1).collect::<String>();
+    if !is_label_key(key) {
+        return Err(FieldError::invalid(
+            LABELS,
+            &shown(key),
+            format!(
+                "a label key is a name of letters, digits, '-', '_' or '.' (starting and ending with a letter \
+                 or digit, at most {LABEL_VALUE_MAX}), optionally behind a dns subdomain prefix and '/'"
+            ),
+        ));
+    }
     if is_label_value(value) {
         return Ok(());
     }
-    let shown: String = value.chars().take(LABEL_VALUE_MAX + 1).collect();
-    Err(ApiError::bad_request(format!(
-        "invalid value {shown:?} for label {key:?}: empty, or letters, digits, '-', '_' or '.' starting and \
-         ending with a letter or digit, at most {LABEL_VALUE_MAX} characters"
-    )))
+    Err(FieldError::invalid(
+        LABELS,
+        &shown(value),
+        format!(
+            "the value of label {key:?} must be empty, or letters, digits, '-', '_' or '.' starting and ending \
+             with a letter or digit, at most {LABEL_VALUE_MAX} characters"
+        ),
+    ))
 }
 
-/// Every label of an object.
-pub(crate) fn labels(labels: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    labels.iter().try_for_each(|(key, value)| label(key, value))
+/// What is wrong with an object's labels, each label at most once.
+pub(crate) fn labels(labels: &BTreeMap<String, String>) -> Vec<FieldError> {
+    labels.iter().filter_map(|(key, value)| label(key, value).err()).collect()
 }
 
 #[cfg(test)]
@@ -109,8 +124,8 @@ mod tests {
         let too_long = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63));
         for bad in ["", "a..b", ".a", "a.", "-a", "a-", "A", "a_b", "a/b", "a b", &"a".repeat(64), &too_long]
         {
-            let error = object_name("name", bad).expect_err(bad);
-            assert_eq!(error.code(), 400, "{bad}");
+            let error = object_name("metadata.name", bad).expect_err(bad);
+            assert_eq!(error.field, "metadata.name", "{bad}");
         }
     }
 
@@ -155,5 +170,7 @@ mod tests {
     fn a_long_bad_value_is_not_repeated_whole_in_the_message() {
         let error = label("app", &"v".repeat(100 * 1024)).unwrap_err();
         assert!(error.to_string().len() < 1024, "{}", error.to_string().len());
+        let key = "k".repeat(100 * 1024);
+        assert!(label(&key, "v").unwrap_err().to_string().len() < 1024);
     }
 }

@@ -7,7 +7,6 @@ use crate::registry::Served;
 use crate::state::State;
 use crate::status::ApiError;
 use crate::storage::{Preconditions, Target};
-use crate::validation;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +17,68 @@ use serde::Deserialize;
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
 
-/// The patch content types, each applied as a JSON merge patch (RFC 7386). A strategic
-/// merge patch is the same for what is served here (maps, and lists replaced whole),
-/// without its `$patch` directives.
-const MERGE_PATCHES: [&str; 2] = ["application/merge-patch+json", "application/strategic-merge-patch+json"];
+/// The patch content types.
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
+/// How a patch body changes an object.
+enum PatchKind {
+    /// RFC 6902: a list of operations, applied in order, all or none.
+    Json(json_patch::Patch),
+    /// RFC 7386. A strategic merge patch is applied as one (lists replaced whole, no
+    /// `$patch` directives); Kubernetes takes one only for its built-in kinds.
+    Merge(serde_json::Value),
+}
+
+impl PatchKind {
+    fn parse(served: &Served, content_type: &str, body: &[u8]) -> Result<Self, ApiError> {
+        let strategic = is_media_type(content_type, STRATEGIC_MERGE_PATCH);
+        if is_media_type(content_type, JSON_PATCH) {
+            let operations = serde_json::from_slice(body).map_err(|error| {
+                ApiError::bad_request(format!("json patch is not a list of operations: {error}"))
+            })?;
+            return Ok(Self::Json(operations));
+        }
+        if is_media_type(content_type, MERGE_PATCH) || (strategic && served.def.builtin.is_some()) {
+            let patch = serde_json::from_slice(body)
+                .map_err(|error| ApiError::bad_request(format!("patch is not valid json: {error}")))?;
+            return Ok(Self::Merge(patch));
+        }
+        if is_media_type(content_type, APPLY_PATCH) {
+            return Err(ApiError::unsupported_media_type_because(
+                content_type,
+                "server-side apply is not served; use client-side apply (kubectl apply --server-side=false)",
+            ));
+        }
+        if strategic {
+            return Err(ApiError::unsupported_media_type_because(
+                content_type,
+                "strategic merge patch is not supported for custom resources; use a merge or json patch",
+            ));
+        }
+        Err(ApiError::unsupported_media_type(content_type, &[JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH]))
+    }
+
+    /// A `resourceVersion` the patch sets: a precondition, as in Kubernetes.
+    fn precondition(&self) -> Result<Option<u64>, ApiError> {
+        let Self::Merge(patch) = self else { return Ok(None) };
+        patch["metadata"]["resourceVersion"].as_str().map(parse_resource_version).transpose()
+    }
+
+    /// `value` patched; a JSON patch that does not apply is 422, as kube-apiserver has it.
+    fn apply(&self, value: &mut serde_json::Value) -> Result<(), ApiError> {
+        match self {
+            Self::Json(operations) => json_patch::patch(value, operations)
+                .map_err(|error| ApiError::unprocessable(format!("json patch does not apply: {error}"))),
+            Self::Merge(patch) => {
+                json_patch::merge(value, patch);
+                Ok(())
+            }
+        }
+    }
+}
 
 fn content_type(headers: &HeaderMap) -> &str {
     headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("")
@@ -66,16 +123,15 @@ async fn object_body(
         return Err(ApiError::unsupported_media_type(given, &[JSON, YAML]));
     }
     let body = read_body(state, headers, body).await?;
-    let (kind, api_version) = (&served.def.kind, &served.api_version);
     if !yaml {
-        return Submitted::parse(&body, kind, api_version);
+        return Submitted::parse(&body, &served.def);
     }
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("request body is not valid yaml: not utf-8"))?;
     // The parser's default budget bounds what aliases can expand to.
     let value = serde_saphyr::from_str(text)
         .map_err(|error| ApiError::bad_request(format!("request body is not valid yaml: {error}")))?;
-    Submitted::from_value(value, kind, api_version)
+    Submitted::from_value(value, &served.def)
 }
 
 /// What the query of a write asks of it.
@@ -110,10 +166,10 @@ pub(crate) async fn create(
     };
     let submitted = object_body(state, served, &headers, body).await?;
     let identity = Identity::new();
-    let name = submitted.name(&identity.uid)?;
-    let object = submitted.into_object(namespace, name.clone(), identity, served.def.node_name)?;
+    let name = submitted.name(&served.def, &identity.uid)?;
+    let object = submitted.into_object(&served.def, namespace, name.clone(), identity)?;
     served.metrics.encodes.inc();
-    let target = Target { kind: &served.def.kind, namespace, name: &name };
+    let target = Target { resource: &served.group_resource, namespace, name: &name };
     let stored = served.delegator.create(target, object, options.dry_run).await?;
     Ok(written(served, StatusCode::CREATED, &stored.object, stored.revision))
 }
@@ -141,21 +197,13 @@ pub(crate) async fn patch(
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let given = content_type(&headers);
-    if !MERGE_PATCHES.iter().any(|merge| is_media_type(given, merge)) {
-        return Err(ApiError::unsupported_media_type(given, &MERGE_PATCHES));
-    }
     let body = read_body(state, &headers, body).await?;
-    let patch: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request(format!("patch is not valid json: {error}")))?;
-    // A `resourceVersion` in the patch is a precondition, as in Kubernetes.
-    let precondition = match patch["metadata"]["resourceVersion"].as_str() {
-        Some(text) => Some(parse_resource_version(text)?),
-        None => None,
-    };
+    let patch = PatchKind::parse(served, given, &body)?;
+    let precondition = patch.precondition()?;
     update(served, (namespace, name), (precondition, options), &|current: &Object| {
         let mut value = current.to_value(&served.head);
-        json_patch::merge(&mut value, &patch);
-        let submitted = Submitted::from_value(value, &served.def.kind, &served.api_version)?;
+        patch.apply(&mut value)?;
+        let submitted = Submitted::from_value(value, &served.def)?;
         replacement(served, (namespace, name), submitted, current)
     })
     .await
@@ -173,8 +221,7 @@ fn replacement(
             "metadata.name does not match the name in the path {name:?}"
         )));
     }
-    let object =
-        submitted.into_object(namespace, name.to_owned(), current.identity(), served.def.node_name)?;
+    let object = submitted.into_object(&served.def, namespace, name.to_owned(), current.identity())?;
     served.metrics.encodes.inc();
     Ok(object)
 }
@@ -185,8 +232,7 @@ async fn update(
     (precondition, options): (Option<u64>, WriteOptions),
     next: &(dyn Fn(&Object) -> Result<Object, ApiError> + Send + Sync),
 ) -> Result<Response, ApiError> {
-    validation::object_name("name", name)?;
-    let target = Target { kind: &served.def.kind, namespace, name };
+    let target = Target { resource: &served.group_resource, namespace, name };
     let stored = served.delegator.update(target, precondition, next, options.dry_run).await?;
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
 }
@@ -226,7 +272,7 @@ pub(crate) async fn delete(
     let given = body_options.preconditions.unwrap_or_default();
     let revision = given.resource_version.as_deref().map(parse_resource_version).transpose()?;
     let preconditions = Preconditions { revision, uid: given.uid };
-    let target = Target { kind: &served.def.kind, namespace, name };
+    let target = Target { resource: &served.group_resource, namespace, name };
     let stored = served.delegator.delete(target, &preconditions, dry_run).await?;
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision).into_response())
 }

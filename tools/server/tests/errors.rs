@@ -122,8 +122,8 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
             MAPS.into(),
             "application/json",
             map("Bad_Name", "x").to_string().into_bytes(),
-            400,
-            "BadRequest",
+            422,
+            "Invalid",
         ),
         (
             "POST",
@@ -134,6 +134,15 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
             "AlreadyExists",
         ),
         ("POST", MAPS.into(), "application/json", too_big, 413, "RequestEntityTooLarge"),
+        // Kubernetes decodes a configmap's `data` as strings.
+        (
+            "POST",
+            MAPS.into(),
+            "application/json",
+            br#"{"metadata":{"name":"numbers"},"data":{"k":1}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
         // A browser sends `text/plain` without a CORS preflight: never a write.
         (
             "POST",
@@ -153,14 +162,7 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
             "BadRequest",
         ),
         ("DELETE", format!("{MAPS}/keep?dryRun=true"), "", vec![], 400, "BadRequest"),
-        (
-            "POST",
-            MAPS.into(),
-            "application/json",
-            map("a..b", "x").to_string().into_bytes(),
-            400,
-            "BadRequest",
-        ),
+        ("POST", MAPS.into(), "application/json", map("a..b", "x").to_string().into_bytes(), 422, "Invalid"),
         (
             "POST",
             format!("/api/v1/namespaces/{}/configmaps", "n".repeat(64)),
@@ -169,8 +171,8 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
             400,
             "BadRequest",
         ),
-        ("POST", MAPS.into(), "application/json", labelled("with space", "x"), 400, "BadRequest"),
-        ("POST", MAPS.into(), "application/json", labelled("app", &"v".repeat(64)), 400, "BadRequest"),
+        ("POST", MAPS.into(), "application/json", labelled("with space", "x"), 422, "Invalid"),
+        ("POST", MAPS.into(), "application/json", labelled("app", &"v".repeat(64)), 422, "Invalid"),
         ("GET", format!("{MAPS}/%FF"), "", vec![], 400, "BadRequest"),
         (
             "PUT",
@@ -199,10 +201,18 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
         (
             "PATCH",
             format!("{MAPS}/keep"),
-            "application/json-patch+json",
-            b"[]".to_vec(),
+            "application/apply-patch+yaml",
+            b"{}".to_vec(),
             415,
             "UnsupportedMediaType",
+        ),
+        (
+            "PATCH",
+            format!("{MAPS}/keep"),
+            "application/json-patch+json",
+            br#"[{"op":"remove","path":"/data/absent"}]"#.to_vec(),
+            422,
+            "Invalid",
         ),
         (
             "PATCH",
@@ -235,6 +245,52 @@ async fn bad_inputs_get_a_status_and_change_nothing() {
     assert_eq!(after, before, "no bad request changed anything, not even the revision");
     assert_eq!(after["items"][0]["data"]["value"], "2");
     assert_eq!(after["items"][0]["metadata"]["resourceVersion"], kept["metadata"]["resourceVersion"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_name_the_resource_as_kube_apiserver_does() {
+    let server = Running::start(Settings::default()).await;
+    let raw = Raw::new(&server);
+    let (_, missing) = raw.get(&format!("{MAPS}/missing")).await;
+    assert_eq!(missing["details"], json!({ "name": "missing", "kind": "configmaps" }), "{missing}");
+    assert_eq!(missing["message"], r#"configmaps "missing" not found"#);
+    raw.json("POST", MAPS, &map("twice", "x")).await;
+    let (_, twice) = raw.json("POST", MAPS, &map("twice", "x")).await;
+    assert_eq!(
+        (twice["reason"].as_str(), twice["details"]["kind"].as_str()),
+        (Some("AlreadyExists"), Some("configmaps"))
+    );
+    // An invalid object is named by its kind, each refused field a cause.
+    let (code, invalid) = raw.json("POST", MAPS, &map("Bad_Name", "x")).await;
+    assert_eq!((code, invalid["details"]["kind"].as_str()), (422, Some("ConfigMap")), "{invalid}");
+    assert_eq!(invalid["details"]["causes"][0]["field"], "metadata.name", "{invalid}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_allowing_no_json_is_406() {
+    let server = Running::start(Settings::default()).await;
+    let raw = Raw::new(&server);
+    for (accept, code) in [
+        ("application/vnd.kubernetes.protobuf", 406),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io", 406),
+        ("application/vnd.kubernetes.protobuf, application/json", 200),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", 200),
+        ("*/*", 200),
+    ] {
+        let request =
+            http::Request::builder().uri(MAPS).header("accept", accept).body(Body::empty()).unwrap();
+        let response = raw.0.send(request).await.expect("a response");
+        assert_eq!(response.status().as_u16(), code, "{accept}");
+        let status: Value =
+            serde_json::from_slice(&response.into_body().collect_bytes().await.unwrap()).unwrap();
+        if code == 406 {
+            assert_eq!(status["reason"], "NotAcceptable", "{accept}: {status}");
+        } else {
+            assert_eq!(status["kind"], "ConfigMapList", "{accept}: {status}");
+        }
+    }
     server.stop().await;
 }
 

@@ -136,7 +136,9 @@ async fn kube_rs_and_kubectl_reach_tls_with_a_token_and_nothing_else_does() {
     // Plain HTTP on the TLS port gets no API answer.
     let mut plain = TcpStream::connect(server.address).unwrap();
     plain.set_read_timeout(Some(HANG)).unwrap();
-    write!(plain, "GET {MAPS} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    // The TLS side may refuse the bytes and close before the write ends: a broken pipe is
+    // a refusal too, so only what comes back is judged.
+    let _ = write!(plain, "GET {MAPS} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut answer = Vec::new();
     let _ = plain.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));

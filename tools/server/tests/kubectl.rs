@@ -1,5 +1,6 @@
 //! `kubectl`, unchanged, against the server: create from a file, get as JSON and by
-//! label, a watch that prints the changes made while it runs, delete, and `/metrics`.
+//! label, a watch that prints the changes made while it runs, delete, `/metrics`, and
+//! `describe` of a configmap and a secret with the events about them.
 //!
 //! Uses `$KUBECTL` if set, else `kubectl` on the `PATH` (`.ci/run` provides Debian's
 //! `kubernetes-client`, kubectl 1.20).
@@ -77,6 +78,28 @@ impl Kubectl {
     }
 }
 
+/// A server on a runtime of its own, and a kubectl with a home of its own for it.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    server: Running,
+    kubectl: Kubectl,
+}
+
+impl Session {
+    fn start(name: &str) -> Self {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let server = runtime.block_on(Running::start(Settings::default()));
+        let kubectl = Kubectl::new(&server, &temp_dir(name));
+        Self { runtime, server, kubectl }
+    }
+
+    fn stop(self) {
+        self.runtime.block_on(self.server.stop());
+        let _ = std::fs::remove_dir_all(&self.kubectl.home);
+    }
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("watchcache-kubectl-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -96,10 +119,8 @@ fn manifest(dir: &Path, name: &str, app: &str) -> PathBuf {
 
 #[test]
 fn kubectl_creates_gets_watches_and_deletes() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = runtime.block_on(Running::start(Settings::default()));
-    let dir = temp_dir("session");
-    let kubectl = Kubectl::new(&server, &dir);
+    let session = Session::start("session");
+    let (kubectl, dir) = (&session.kubectl, session.kubectl.home.clone());
 
     // The server serves no OpenAPI schema, so client-side validation is off.
     for (name, app) in [("one", "x"), ("two", "y")] {
@@ -159,6 +180,60 @@ fn kubectl_creates_gets_watches_and_deletes() {
     let metrics = kubectl.stdout(&["get", "--raw", "/metrics"]);
     assert!(metrics.contains(r#"watchcache_encodes_total{resource="configmaps"}"#), "{metrics}");
     assert!(metrics.contains("watchcache_deliveries_total"), "{metrics}");
-    runtime.block_on(server.stop());
-    let _ = std::fs::remove_dir_all(&dir);
+    session.stop();
+}
+
+#[test]
+fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them() {
+    let session = Session::start("describe");
+    let (kubectl, dir) = (&session.kubectl, session.kubectl.home.clone());
+    kubectl.run(&["create", "configmap", "web", "--from-literal=greeting=hi"]);
+    kubectl.run(&["create", "configmap", "other", "--from-literal=greeting=hi"]);
+    let uid = kubectl.stdout(&["get", "configmap", "web", "-o", "jsonpath={.metadata.uid}"]);
+    // kubectl finds an object's events by `involvedObject` fields, the UID among them.
+    for (name, about, reason) in [("web.1", "web", "Checked"), ("other.1", "other", "Elsewhere")] {
+        let path = dir.join(format!("{name}.yaml"));
+        let uid = if about == "web" { uid.as_str() } else { "another-uid" };
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\ninvolvedObject:\n  kind: ConfigMap\n  \
+                 namespace: default\n  name: {about}\n  uid: \"{uid}\"\nreason: {reason}\nmessage: looked at\n\
+                 type: Normal\nsource:\n  component: tester\n"
+            ),
+        )
+        .unwrap();
+        kubectl.run(&["create", "--validate=false", "-f", path.to_str().unwrap()]);
+    }
+    let described = kubectl.stdout(&["describe", "configmap", "web"]);
+    let events = described.split("Events:").nth(1).unwrap_or_else(|| panic!("no events in {described}"));
+    assert!(events.contains("Checked") && events.contains("tester"), "{described}");
+    assert!(!events.contains("Elsewhere"), "only the events about web: {described}");
+
+    // A secret's type defaults to Opaque; its data is base64, shown by size.
+    kubectl.run(&["create", "secret", "generic", "token", "--from-literal=key=s3cret"]);
+    let described = kubectl.stdout(&["describe", "secret", "token"]);
+    assert!(described.contains("Type:  Opaque"), "{described}");
+    assert!(described.contains("key:  6 bytes") && !described.contains("s3cret"), "{described}");
+    let data = kubectl.stdout(&["get", "secret", "token", "-o", "jsonpath={.data.key}"]);
+    assert_eq!(data, "czNjcmV0");
+
+    // `kubectl patch` in each of its types.
+    for (kind, patch) in [
+        ("json", r#"[{"op":"add","path":"/data/colour","value":"red"}]"#),
+        ("merge", r#"{"data":{"size":"4"}}"#),
+        ("strategic", r#"{"metadata":{"labels":{"tier":"front"}}}"#),
+    ] {
+        let out = kubectl.stdout(&["patch", "configmap", "web", "--type", kind, "-p", patch]);
+        assert_eq!(out.trim(), "configmap/web patched", "{kind}");
+    }
+    let patched = kubectl.stdout(&[
+        "get",
+        "configmap",
+        "web",
+        "-o",
+        "jsonpath={.data.colour} {.data.size} {.metadata.labels.tier}",
+    ]);
+    assert_eq!(patched, "red 4 front");
+    session.stop();
 }

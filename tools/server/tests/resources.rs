@@ -8,11 +8,20 @@ use support::Running;
 use watchcache_server::{ResourceDef, Settings};
 
 async fn request(client: &Client, method: &str, path: &str, body: Option<Value>) -> (u16, Vec<u8>) {
+    typed_request(client, (method, path), "application/json", body).await
+}
+
+async fn typed_request(
+    client: &Client,
+    (method, path): (&str, &str),
+    content_type: &str,
+    body: Option<Value>,
+) -> (u16, Vec<u8>) {
     let body = body.map(|body| body.to_string().into_bytes()).unwrap_or_default();
     let request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .body(kube::client::Body::from(body))
         .unwrap();
     let response = client.send(request).await.unwrap();
@@ -40,7 +49,7 @@ async fn a_custom_resource_is_served_and_discovered() {
     let core = json_of(&request(&client, "GET", "/api/v1", None).await.1);
     let names: Vec<&str> =
         core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["configmaps", "pods"]);
+    assert_eq!(names, ["configmaps", "pods", "secrets", "events"]);
     assert_eq!(request(&client, "GET", "/apis/example.com/v2", None).await.0, 404);
 
     let widgets = "/apis/example.com/v1/namespaces/default/widgets";
@@ -60,6 +69,39 @@ async fn a_custom_resource_is_served_and_discovered() {
     // Another resource's kind in its body is refused.
     let wrong = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "x" } });
     assert_eq!(request(&client, "POST", widgets, Some(wrong)).await.0, 400);
+
+    // Patches as Kubernetes takes them for a custom resource: json and merge patches,
+    // not a strategic merge patch (no schema says how its lists merge), nor apply.
+    let path = format!("{widgets}/w");
+    let patch = |content_type: &'static str, body: Value| {
+        let (client, path) = (&client, &path);
+        async move {
+            let (code, body) = typed_request(client, ("PATCH", path), content_type, Some(body)).await;
+            (code, json_of(&body))
+        }
+    };
+    let (code, patched) =
+        patch("application/json-patch+json", json!([{ "op": "replace", "path": "/spec/size", "value": 4 }]))
+            .await;
+    assert_eq!((code, patched["spec"]["size"].as_u64()), (200, Some(4)), "{patched}");
+    let (code, patched) = patch("application/merge-patch+json", json!({ "spec": { "colour": "red" } })).await;
+    assert_eq!((code, &patched["spec"]), (200, &json!({ "size": 4, "colour": "red" })), "{patched}");
+    let (code, refused) = patch("application/strategic-merge-patch+json", json!({ "spec": {} })).await;
+    assert_eq!((code, refused["reason"].as_str()), (415, Some("UnsupportedMediaType")), "{refused}");
+    let (code, refused) = patch("application/apply-patch+yaml", json!({ "spec": {} })).await;
+    assert_eq!(code, 415);
+    assert!(refused["message"].as_str().unwrap().contains("client-side apply"), "{refused}");
+    // A json patch applies whole or not at all: a failed test leaves the object as it was.
+    let failing = json!([
+        { "op": "replace", "path": "/spec/size", "value": 5 },
+        { "op": "test", "path": "/spec/colour", "value": "blue" }
+    ]);
+    let (code, refused) = patch("application/json-patch+json", failing).await;
+    assert_eq!((code, refused["reason"].as_str()), (422, Some("Invalid")), "{refused}");
+    let (code, malformed) = patch("application/json-patch+json", json!({ "op": "add" })).await;
+    assert_eq!((code, malformed["reason"].as_str()), (400, Some("BadRequest")), "{malformed}");
+    let (_, now) = request(&client, "GET", &path, None).await;
+    assert_eq!(json_of(&now), patched, "unchanged by the refused patches");
     server.stop().await;
 }
 

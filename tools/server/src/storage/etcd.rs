@@ -70,13 +70,7 @@ impl Keys {
             return None;
         };
         let def = &self.def;
-        let read = (def.kind.as_str(), def.api_version(), def.node_name);
-        match Object::from_stored(
-            kv.value(),
-            revision(kv.mod_revision()),
-            (read.0, &read.1, read.2),
-            (namespace, name),
-        ) {
+        match Object::from_stored(kv.value(), revision(kv.mod_revision()), def, (namespace, name)) {
             Ok(object) => Some((def.key(namespace, name), object)),
             Err(error) => {
                 tracing::warn!(key, %error, "a value under the resource's prefix is not an object of it; ignored");

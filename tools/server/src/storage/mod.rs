@@ -77,7 +77,8 @@ impl Preconditions {
 /// The object a storage call is about, for its errors.
 #[derive(Debug, Clone)]
 pub(crate) struct Target<'a> {
-    pub(crate) kind: &'a str,
+    /// The resource, group-qualified (see [`crate::resource::ResourceDef::group_resource`]).
+    pub(crate) resource: &'a str,
     pub(crate) namespace: &'a str,
     pub(crate) name: &'a str,
 }
@@ -86,16 +87,16 @@ pub(crate) struct Target<'a> {
 #[derive(Debug)]
 pub(crate) enum StorageError {
     NotFound {
-        kind: String,
+        resource: String,
         name: String,
     },
     AlreadyExists {
-        kind: String,
+        resource: String,
         name: String,
     },
     /// A precondition (a `resourceVersion` or a UID) did not hold.
     Conflict {
-        kind: String,
+        resource: String,
         name: String,
     },
     /// The next state was refused (a replace or patch the client got wrong).
@@ -118,24 +119,24 @@ pub(crate) enum StorageError {
 
 impl StorageError {
     fn not_found(target: &Target<'_>) -> Self {
-        Self::NotFound { kind: target.kind.to_owned(), name: target.name.to_owned() }
+        Self::NotFound { resource: target.resource.to_owned(), name: target.name.to_owned() }
     }
 
     fn already_exists(target: &Target<'_>) -> Self {
-        Self::AlreadyExists { kind: target.kind.to_owned(), name: target.name.to_owned() }
+        Self::AlreadyExists { resource: target.resource.to_owned(), name: target.name.to_owned() }
     }
 
     fn conflict(target: &Target<'_>) -> Self {
-        Self::Conflict { kind: target.kind.to_owned(), name: target.name.to_owned() }
+        Self::Conflict { resource: target.resource.to_owned(), name: target.name.to_owned() }
     }
 }
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
-            StorageError::NotFound { kind, name } => ApiError::not_found(&kind, &name),
-            StorageError::AlreadyExists { kind, name } => ApiError::already_exists(&kind, &name),
-            StorageError::Conflict { kind, name } => ApiError::conflict(&kind, &name),
+            StorageError::NotFound { resource, name } => ApiError::not_found(&resource, &name),
+            StorageError::AlreadyExists { resource, name } => ApiError::already_exists(&resource, &name),
+            StorageError::Conflict { resource, name } => ApiError::conflict(&resource, &name),
             StorageError::Refused(error) => error,
             StorageError::TooNew { requested, current } => ApiError::too_new(requested, current),
             StorageError::Compacted { requested, oldest } => ApiError::expired(requested, oldest),

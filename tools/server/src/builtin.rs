@@ -1,0 +1,185 @@
+//! The kinds Kubernetes defines that the server serves. A body of one must decode as
+//! Kubernetes' own type does (`k8s-openapi`'s types, generated from Kubernetes'
+//! OpenAPI): a configmap's `data` values are strings, a secret's `data` values base64, a
+//! pod's containers a list. kube-apiserver refuses what does not decode with 400
+//! `BadRequest`; so does the server. Fields neither knows are kept, as kube-apiserver
+//! 1.20 reads JSON without strict decoding.
+//!
+//! Each kind also has the fields a `fieldSelector` may name (Kubernetes' per-kind
+//! `ToSelectableFields`), and what Kubernetes fills in on a write (a secret's `type`
+//! defaults to `Opaque`; its `stringData` is merged into `data`).
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A built-in kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuiltIn {
+    /// Core `v1` `ConfigMap`.
+    ConfigMap,
+    /// Core `v1` `Pod`.
+    Pod,
+    /// Core `v1` `Secret`.
+    Secret,
+    /// Core `v1` `Event`.
+    Event,
+}
+
+impl BuiltIn {
+    /// Whether `body` (a whole object, `kind` and `apiVersion` included) decodes as this
+    /// kind; `Err` says where it does not (`data.k: invalid type: …`).
+    pub(crate) fn decodes(self, body: &Value) -> Result<(), String> {
+        use k8s_openapi::api::core::v1 as core;
+        match self {
+            Self::ConfigMap => decode::<core::ConfigMap>(body),
+            Self::Pod => decode::<core::Pod>(body),
+            Self::Secret => decode::<core::Secret>(body),
+            Self::Event => decode::<core::Event>(body),
+        }
+    }
+}
+
+impl BuiltIn {
+    /// The fields a `fieldSelector` may name besides `metadata.name` and
+    /// `metadata.namespace`: each selector name with the object's field it reads (dotted).
+    /// A pod's `spec.nodeName`, which the cacher's trigger index serves, is apart (see
+    /// [`crate::ResourceDef::node_name`]).
+    pub(crate) fn selectable_fields(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::ConfigMap => &[],
+            Self::Pod => &[
+                ("spec.restartPolicy", "spec.restartPolicy"),
+                ("spec.schedulerName", "spec.schedulerName"),
+                ("spec.serviceAccountName", "spec.serviceAccountName"),
+                ("status.phase", "status.phase"),
+                ("status.podIP", "status.podIP"),
+                ("status.nominatedNodeName", "status.nominatedNodeName"),
+            ],
+            Self::Secret => &[("type", "type")],
+            Self::Event => &[
+                ("involvedObject.kind", "involvedObject.kind"),
+                ("involvedObject.namespace", "involvedObject.namespace"),
+                ("involvedObject.name", "involvedObject.name"),
+                ("involvedObject.uid", "involvedObject.uid"),
+                ("involvedObject.apiVersion", "involvedObject.apiVersion"),
+                ("involvedObject.resourceVersion", "involvedObject.resourceVersion"),
+                ("involvedObject.fieldPath", "involvedObject.fieldPath"),
+                ("reason", "reason"),
+                ("reportingComponent", "reportingComponent"),
+                ("source", "source.component"),
+                ("type", "type"),
+            ],
+        }
+    }
+
+    /// Fills in what Kubernetes fills in on a write of `body` (the object without
+    /// `metadata`, which decoded as this kind).
+    pub(crate) fn complete(self, body: &mut Map<String, Value>) {
+        if self != Self::Secret {
+            return;
+        }
+        if body.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+            body.insert("type".into(), Value::String("Opaque".into()));
+        }
+        if let Some(Value::Object(strings)) = body.remove("stringData") {
+            let data = body.entry("data").or_insert_with(|| Value::Object(Map::new()));
+            if !data.is_object() {
+                *data = Value::Object(Map::new());
+            }
+            if let Value::Object(data) = data {
+                for (key, value) in strings {
+                    let text = value.as_str().unwrap_or_default();
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                    data.insert(key, Value::String(encoded));
+                }
+            }
+        }
+    }
+}
+
+/// The string at a dotted `path` of `body`; empty when absent, as Kubernetes reads an
+/// unset field.
+pub(crate) fn field_at<'a>(body: &'a Map<String, Value>, path: &str) -> &'a str {
+    let mut parts = path.split('.');
+    let first = parts.next().and_then(|part| body.get(part));
+    parts
+        .fold(first, |value, part| value.and_then(|value| value.get(part)))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn decode<'de, T: Deserialize<'de>>(body: &'de Value) -> Result<(), String> {
+    serde_path_to_error::deserialize::<_, T>(body).map(drop).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{field_at, BuiltIn};
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_secret_is_completed_as_kubernetes_completes_it() {
+        let Value::Object(mut body) = json!({ "data": { "a": "YQ==" }, "stringData": { "b": "b" } }) else {
+            unreachable!()
+        };
+        BuiltIn::Secret.complete(&mut body);
+        assert_eq!(Value::Object(body), json!({ "type": "Opaque", "data": { "a": "YQ==", "b": "Yg==" } }));
+        let Value::Object(mut map) = json!({ "data": { "k": "v" } }) else { unreachable!() };
+        BuiltIn::ConfigMap.complete(&mut map);
+        assert_eq!(Value::Object(map), json!({ "data": { "k": "v" } }));
+    }
+
+    #[test]
+    fn selectable_fields_read_nested_strings_and_default_to_empty() {
+        let Value::Object(event) =
+            json!({ "involvedObject": { "name": "web" }, "source": { "component": "k" }, "count": 3 })
+        else {
+            unreachable!()
+        };
+        let read = |selector: &str| {
+            let (_, path) =
+                BuiltIn::Event.selectable_fields().iter().find(|(name, _)| *name == selector).unwrap();
+            field_at(&event, path)
+        };
+        assert_eq!((read("involvedObject.name"), read("source"), read("reason")), ("web", "k", ""));
+        assert_eq!(field_at(&event, "count"), "", "not a string");
+    }
+
+    #[test]
+    fn bodies_decode_as_kubernetes_types_do() {
+        let good = [
+            (BuiltIn::ConfigMap, json!({ "metadata": { "name": "a" }, "data": { "k": "v" }, "extra": 1 })),
+            (
+                BuiltIn::Secret,
+                json!({ "data": { "k": "dg==" }, "stringData": { "s": "v" }, "type": "Opaque" }),
+            ),
+            (BuiltIn::Pod, json!({ "spec": { "nodeName": "n", "containers": [{ "name": "c" }] } })),
+            (BuiltIn::Event, json!({ "involvedObject": { "name": "a" }, "reason": "Made", "count": 2 })),
+        ];
+        for (kind, body) in good {
+            kind.decodes(&body).unwrap_or_else(|error| panic!("{kind:?} {body}: {error}"));
+        }
+        let bad = [
+            (BuiltIn::ConfigMap, json!({ "data": { "k": 1 } }), "data.k"),
+            (BuiltIn::ConfigMap, json!({ "binaryData": { "k": "not base64!" } }), "binaryData.k"),
+            (BuiltIn::ConfigMap, json!({ "metadata": { "labels": { "a": 1 } } }), "metadata.labels.a"),
+            (BuiltIn::Secret, json!({ "data": { "k": "%%%" } }), "data.k"),
+            (BuiltIn::Pod, json!({ "spec": { "containers": { "name": "c" } } }), "spec.containers"),
+            (BuiltIn::Event, json!({ "count": "two" }), "count"),
+        ];
+        for (kind, body, path) in bad {
+            let error = kind.decodes(&body).expect_err(&body.to_string());
+            assert!(error.starts_with(path), "{kind:?} {body}: {error}");
+        }
+    }
+}
