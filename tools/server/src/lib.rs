@@ -25,16 +25,20 @@
 //!   event per line. A watch from a revision older than the window, or one ended for
 //!   being too slow, ends with an `ERROR` event carrying a 410 `Expired` status, so
 //!   clients relist as they do against Kubernetes;
-//! - **get, create, replace, delete** of one object: a replace that names a
+//! - **get, create, replace, patch, delete** of one object: a replace that names a
 //!   `metadata.resourceVersion` is a compare-and-swap decided in order by the cacher
 //!   (409 `Conflict` when stale); creating an existing name is 409 `AlreadyExists`;
+//!   patches are JSON patches (RFC 6902), merge patches, or for built-in kinds strategic
+//!   merge patches (applied as merge patches); a delete answers a `Status` `Success` (a
+//!   pod's, the pod at the deleting revision);
 //! - **discovery** (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`, `/version`),
 //!   `/healthz`, `/readyz` and `/metrics` (Prometheus text).
 //!
 //! Bodies of the built-in kinds decode as Kubernetes' own types (400 when they do not);
 //! names and labels are validated as Kubernetes validates them (422 `Invalid`, a cause
-//! per field). Every answer is JSON: an `Accept` that allows none is 406. Every error is
-//! a Kubernetes `Status` object. Each object is encoded to JSON once, when
+//! per field). Answers are JSON, or for lists, gets and watches the `Table` `kubectl get`
+//! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`); an `Accept` that
+//! allows neither is 406. Every error is a Kubernetes `Status` object. Each object is encoded to JSON once, when
 //! written; lists and every watcher an event reaches copy those bytes (the
 //! `watchcache_encodes_total` and `watchcache_deliveries_total` metrics show the ratio).
 //!
@@ -72,6 +76,7 @@ mod serve;
 mod state;
 mod status;
 mod storage;
+mod table;
 mod validation;
 mod watch;
 mod write;

@@ -6,12 +6,18 @@ use crate::query::{ListRequest, Query};
 use crate::registry::Served;
 use crate::status::ApiError;
 use crate::storage::StorageError;
+use crate::table::{write_table, TableRequest};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// A list's response.
-pub(crate) async fn list(served: &Served, request: ListRequest) -> Result<Response, ApiError> {
+/// A list's response: the objects, or a table of them.
+pub(crate) async fn list(
+    served: &Served,
+    request: ListRequest,
+    table: Option<TableRequest>,
+) -> Result<Response, ApiError> {
     let listed =
         served.delegator.list(&request.selection, request.at, &request.page).await.map_err(|error| {
             match error {
@@ -31,6 +37,11 @@ pub(crate) async fn list(served: &Served, request: ListRequest) -> Result<Respon
     let next =
         items.last().filter(|_| more).map(|(key, _)| ListRequest::continue_token(key, listed.revision));
     let mut out = BytesMut::with_capacity(128 + items.len() * 256);
+    if let Some(table) = table {
+        let rows = items.iter().map(|(_, object)| (&**object, object.revision()));
+        write_table(&mut out, (served, table), rows, (listed.revision, next.as_deref()));
+        return Ok(json_response(StatusCode::OK, out.freeze()));
+    }
     out.put_slice(
         format!(
             r#"{{"kind":"{}List","apiVersion":"{}","metadata":{{"resourceVersion":"{}""#,
@@ -52,17 +63,22 @@ pub(crate) async fn list(served: &Served, request: ListRequest) -> Result<Respon
     Ok(json_response(StatusCode::OK, out.freeze()))
 }
 
-/// A get's response.
+/// A get's response: the object, or a table of its one row.
 pub(crate) async fn get(
     served: &Served,
-    namespace: &str,
-    name: &str,
+    (namespace, name): (&str, &str),
     query: &Query,
+    table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
-    match served.delegator.get(namespace, name, query.read_at()?).await? {
-        (Some(object), _) => Ok(served.object_response(StatusCode::OK, &object, object.revision())),
-        (None, _) => Err(ApiError::not_found(&served.group_resource, name)),
-    }
+    let (Some(object), _) = served.delegator.get(namespace, name, query.read_at()?).await? else {
+        return Err(ApiError::not_found(&served.group_resource, name));
+    };
+    let Some(table) = table else {
+        return Ok(served.object_response(StatusCode::OK, &object, object.revision()));
+    };
+    let mut out = BytesMut::new();
+    write_table(&mut out, (served, table), [(&*object, object.revision())], (object.revision(), None));
+    Ok(json_response(StatusCode::OK, out.freeze()))
 }
 
 pub(crate) fn json_response(code: StatusCode, body: Bytes) -> Response {

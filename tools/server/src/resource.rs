@@ -99,6 +99,12 @@ impl ResourceDef {
         self.builtin.map_or(&[], BuiltIn::selectable_fields)
     }
 
+    /// Whether a delete answers with the deleted object (pods, as Kubernetes' registry
+    /// has it), rather than a `Status` `Success`.
+    pub(crate) fn delete_answers_the_object(&self) -> bool {
+        self.builtin == Some(BuiltIn::Pod)
+    }
+
     /// The resource as Kubernetes names it in messages: `configmaps` in the core group,
     /// `widgets.example.com` in others.
     pub fn group_resource(&self) -> String {

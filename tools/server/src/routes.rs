@@ -3,10 +3,12 @@
 //! alike), returning `Result<Response, ApiError>`.
 
 use crate::discovery;
+use crate::negotiation::Answer;
 use crate::query::{CollectionRequest, Query};
 use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
+use crate::table::TableRequest;
 use crate::write::WriteOptions;
 use crate::{auth, limits, list, negotiation, validation, watch, write};
 use axum::body::Body;
@@ -115,12 +117,22 @@ impl FromRequestParts<AppState> for Item {
 async fn collection(
     State(state): State<AppState>,
     Collection { served, namespace }: Collection,
+    answer: Answer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(query.as_deref());
+    let table = table_request(answer, &query)?;
     match CollectionRequest::parse(&query, &served.def, namespace.as_deref())? {
-        CollectionRequest::List(request) => list::list(&served, request).await,
-        CollectionRequest::Watch(request) => watch::respond(state, served, request).await,
+        CollectionRequest::List(request) => list::list(&served, request, table).await,
+        CollectionRequest::Watch(request) => watch::respond(state, served, request, table).await,
+    }
+}
+
+/// The table a read answers with, if its `Accept` chose one.
+fn table_request(answer: Answer, query: &Query) -> Result<Option<TableRequest>, ApiError> {
+    match answer {
+        Answer::Json => Ok(None),
+        Answer::Table(version) => TableRequest::parse(version, query).map(Some),
     }
 }
 
@@ -143,8 +155,10 @@ async fn create(
     write::create(&state, &served, namespace.as_deref(), options, (headers, body)).await
 }
 
-async fn get_item(item: Item, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    list::get(&item.served, &item.namespace, &item.name, &Query::parse(query.as_deref())).await
+async fn get_item(item: Item, answer: Answer, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let query = Query::parse(query.as_deref());
+    let table = table_request(answer, &query)?;
+    list::get(&item.served, (&item.namespace, &item.name), &query, table).await
 }
 
 async fn replace(

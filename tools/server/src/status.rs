@@ -324,6 +324,21 @@ impl ApiError {
     }
 }
 
+/// The answer to a delete of a resource that does not answer with the deleted object: a
+/// `Status` `Success` naming it, as kube-apiserver answers.
+pub(crate) fn deleted(resource: &str, name: &str, uid: &str) -> Response {
+    let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
+    let mut details = json!({ "name": name, "kind": plural });
+    if !group.is_empty() {
+        details["group"] = json!(group);
+    }
+    if !uid.is_empty() {
+        details["uid"] = json!(uid);
+    }
+    let status = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details });
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.to_status().to_string();

@@ -10,6 +10,7 @@ use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
 use crate::storage::{Prelude, StorageError};
+use crate::table::{write_table, TableRequest};
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -38,6 +39,7 @@ pub(crate) async fn respond(
     state: AppState,
     served: Arc<Served>,
     request: WatchRequest,
+    table: Option<TableRequest>,
 ) -> Result<Response, ApiError> {
     let permit = state.watch_slots.clone().try_acquire_owned().map_err(|_| {
         ApiError::too_many_requests("too many watches open; retry later", Duration::from_secs(1))
@@ -46,6 +48,7 @@ pub(crate) async fn respond(
         served: served.clone(),
         bookmarks: request.bookmarks,
         initial_events_end: request.initial_events_end,
+        table,
     };
     let watched = match served.delegator.watch(&request.selection, request.start, request.bookmarks).await {
         Ok(watched) => watched,
@@ -166,6 +169,8 @@ struct Lines {
     bookmarks: bool,
     /// Whether the client asked for the bookmark that ends the initial events.
     initial_events_end: bool,
+    /// Each event's object as a table of one row (`kubectl get -w`), made per watch.
+    table: Option<TableRequest>,
 }
 
 impl Lines {
@@ -203,7 +208,10 @@ impl Lines {
         out.put_slice(br#"{"type":""#);
         out.put_slice(kind.as_bytes());
         out.put_slice(br#"","object":"#);
-        object.write_json(out, &self.served.head, revision);
+        match self.table {
+            None => object.write_json(out, &self.served.head, revision),
+            Some(table) => write_table(out, (&self.served, table), [(object, revision)], (revision, None)),
+        }
         out.put_slice(b"}\n");
     }
 

@@ -1,5 +1,6 @@
 //! Writes: create, replace, patch and delete of one object, each through the resource's
-//! storage (see `storage/`), answered with the object as written.
+//! storage (see `storage/`), answered with the object as written (a delete: a `Status`
+//! `Success`, or for pods the last state at the deleting revision, as Kubernetes answers).
 
 use crate::object::{parse_resource_version, Identity, Object, Submitted};
 use crate::query::{dry_run, Query};
@@ -9,7 +10,7 @@ use crate::status::ApiError;
 use crate::storage::{Preconditions, Target};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -274,5 +275,8 @@ pub(crate) async fn delete(
     let preconditions = Preconditions { revision, uid: given.uid };
     let target = Target { resource: &served.group_resource, namespace, name };
     let stored = served.delegator.delete(target, &preconditions, dry_run).await?;
-    Ok(written(served, StatusCode::OK, &stored.object, stored.revision).into_response())
+    if !served.def.delete_answers_the_object() {
+        return Ok(crate::status::deleted(&served.group_resource, name, stored.object.uid()));
+    }
+    Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
 }

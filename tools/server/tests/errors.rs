@@ -269,26 +269,41 @@ async fn statuses_name_the_resource_as_kube_apiserver_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_accept_allowing_no_json_is_406() {
+async fn an_answer_is_in_the_first_accepted_form_the_server_serves_else_406() {
     let server = Running::start(Settings::default()).await;
     let raw = Raw::new(&server);
-    for (accept, code) in [
-        ("application/vnd.kubernetes.protobuf", 406),
-        ("application/json;as=Table;v=v1;g=meta.k8s.io", 406),
-        ("application/vnd.kubernetes.protobuf, application/json", 200),
-        ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", 200),
-        ("*/*", 200),
+    raw.json("POST", MAPS, &map("shown", "x")).await;
+    for (accept, path, code, kind) in [
+        ("application/vnd.kubernetes.protobuf", MAPS.to_owned(), 406, "Status"),
+        ("application/json;as=Table;v=v2;g=meta.k8s.io", MAPS.to_owned(), 406, "Status"),
+        ("application/vnd.kubernetes.protobuf, application/json", MAPS.to_owned(), 200, "ConfigMapList"),
+        ("*/*", MAPS.to_owned(), 200, "ConfigMapList"),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", MAPS.to_owned(), 200, "Table"),
+        (support::TABLE, format!("{MAPS}/shown"), 200, "Table"),
+        // A table of what does not exist, or with a bad option, is the same refusal.
+        (support::TABLE, format!("{MAPS}/absent"), 404, "Status"),
+        (support::TABLE, "/api/v1/namespaces/default/widgets".into(), 404, "Status"),
+        (support::TABLE, format!("{MAPS}?includeObject=All"), 400, "Status"),
     ] {
         let request =
-            http::Request::builder().uri(MAPS).header("accept", accept).body(Body::empty()).unwrap();
+            http::Request::builder().uri(&path).header("accept", accept).body(Body::empty()).unwrap();
         let response = raw.0.send(request).await.expect("a response");
-        assert_eq!(response.status().as_u16(), code, "{accept}");
-        let status: Value =
+        assert_eq!(response.status().as_u16(), code, "{accept} {path}");
+        let body: Value =
             serde_json::from_slice(&response.into_body().collect_bytes().await.unwrap()).unwrap();
+        assert_eq!(body["kind"], kind, "{accept} {path}: {body}");
         if code == 406 {
-            assert_eq!(status["reason"], "NotAcceptable", "{accept}: {status}");
-        } else {
-            assert_eq!(status["kind"], "ConfigMapList", "{accept}: {status}");
+            assert_eq!(body["reason"], "NotAcceptable", "{accept}: {body}");
+        }
+        if kind == "Table" {
+            assert_eq!(support::table_columns(&body), ["Name", "Data", "Age"], "{body}");
+            assert_eq!(
+                body["rows"][0]["cells"].as_array().unwrap()[..2],
+                [json!("shown"), json!(1)],
+                "{body}"
+            );
+            assert_eq!(body["rows"][0]["object"]["kind"], "PartialObjectMetadata", "{body}");
+            assert_eq!(body["rows"][0]["object"]["metadata"]["name"], "shown", "{body}");
         }
     }
     server.stop().await;

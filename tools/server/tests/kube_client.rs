@@ -74,8 +74,12 @@ async fn create_replace_delete_with_conflicts() {
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     assert_eq!(value_of(&maps.get("a").await.unwrap()), Some("2"), "a stale replace changes nothing");
 
-    let deleted = maps.delete("a", &DeleteParams::default()).await.unwrap();
-    assert!(deleted.is_left(), "the deleted object comes back");
+    // As Kubernetes: a `Status` `Success` naming the configmap (a pod's delete answers
+    // with the pod).
+    let deleted = maps.delete("a", &DeleteParams::default()).await.unwrap().right().expect("a status");
+    let details = deleted.details.expect("details");
+    assert_eq!((details.name.as_str(), details.kind.as_str()), ("a", "configmaps"));
+    assert_eq!(Some(details.uid), created.metadata.uid, "the deleted object's uid");
     let (code, reason) = status_of(maps.get("a").await.unwrap_err());
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
     let (code, _) = status_of(maps.delete("a", &DeleteParams::default()).await.unwrap_err());
@@ -284,6 +288,14 @@ async fn pods_select_by_node_name_through_the_index() {
         }
     }
     assert_eq!(added, ["p2", "p4"]);
+    // A pod's delete answers with the pod, at the deleting revision (its watch sees the same).
+    let deleted = pods.delete("p4", &DeleteParams::default()).await.unwrap().left().expect("the pod");
+    match tokio::time::timeout(HANG, events.try_next()).await.expect("an event").unwrap() {
+        Some(WatchEvent::Deleted(pod)) => {
+            assert_eq!(pod.metadata.resource_version, deleted.metadata.resource_version)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     server.stop().await;
 }
 
@@ -347,7 +359,9 @@ async fn dry_runs_answer_as_the_write_would_and_store_nothing() {
     assert_eq!(value_of(&patched), Some("3"));
     let deleted =
         maps.delete("kept", &DeleteParams { dry_run: true, ..DeleteParams::default() }).await.unwrap();
-    assert!(deleted.left().is_some_and(|map| map.metadata.name.as_deref() == Some("kept")));
+    assert!(deleted
+        .right()
+        .is_some_and(|status| status.details.is_some_and(|details| details.name == "kept")));
     // A dry run is checked as the write is: a name taken, a stale precondition.
     let taken = maps.create(&dry, &config_map("kept", &[], "1")).await.unwrap_err();
     assert_eq!(status_of(taken), (409, "AlreadyExists".into()));

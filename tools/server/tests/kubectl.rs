@@ -30,6 +30,35 @@ impl Kubectl {
         Self { program, server: server.url(), home: home.to_owned() }
     }
 
+    /// Every kubectl here: `$KUBECTL` (or `kubectl`), and each `kubectl` and
+    /// `kubectl.1.NN` on the `PATH` (the builds a current machine has beside its own),
+    /// one per version.
+    fn every_version(server: &Running, home: &Path) -> Vec<(String, Self)> {
+        let first = Self::new(server, home).program;
+        let on_path = std::env::var_os("PATH").into_iter().flat_map(|path| {
+            std::env::split_paths(&path)
+                .filter_map(|dir| std::fs::read_dir(dir).ok())
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+                    name == "kubectl"
+                        || name.strip_prefix("kubectl.1.").is_some_and(|minor| minor.parse::<u32>().is_ok())
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut found: Vec<(String, Self)> = Vec::new();
+        for program in std::iter::once(first).chain(on_path) {
+            let Ok(output) = Command::new(&program).args(["version", "--client"]).output() else { continue };
+            let version = String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or("").to_owned();
+            if output.status.success() && !found.iter().any(|(seen, _)| *seen == version) {
+                found.push((version, Self { program, server: server.url(), home: home.to_owned() }));
+            }
+        }
+        found
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.program);
         // No kubeconfig or cache of the user's: only the server under test.
@@ -146,8 +175,18 @@ fn kubectl_creates_gets_watches_and_deletes() {
         serde_json::from_str(&kubectl.stdout(&["get", "configmap", "one", "-o", "json"])).unwrap();
     assert_eq!(one["metadata"]["labels"]["app"], "x");
 
+    // The table kubectl prints against Kubernetes, made by the server.
+    let table = kubectl.stdout(&["get", "configmaps"]);
+    let rows: Vec<Vec<&str>> = table.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE"], "{table}");
+    assert_eq!(
+        (rows[1][..2].to_vec(), rows[2][..2].to_vec()),
+        (vec!["one", "1"], vec!["two", "1"]),
+        "{table}"
+    );
+
     // A watch: a header, the current objects, then the changes made meanwhile (kubectl
-    // prints EVENT NAME AGE; the server serves objects, not tables, so these columns).
+    // prints EVENT NAME DATA AGE, each event a table of one row).
     let (mut watch, lines) = kubectl.spawn(&["get", "configmaps", "--watch", "--output-watch-events"]);
     let expect = |wanted: &str| {
         let line = lines.recv_timeout(HANG).unwrap_or_else(|_| panic!("kubectl printed no {wanted:?}"));
@@ -184,7 +223,7 @@ fn kubectl_creates_gets_watches_and_deletes() {
 }
 
 #[test]
-fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them() {
+fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them_and_prints_tables() {
     let session = Session::start("describe");
     let (kubectl, dir) = (&session.kubectl, session.kubectl.home.clone());
     kubectl.run(&["create", "configmap", "web", "--from-literal=greeting=hi"]);
@@ -217,6 +256,40 @@ fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them() {
     assert!(described.contains("key:  6 bytes") && !described.contains("s3cret"), "{described}");
     let data = kubectl.stdout(&["get", "secret", "token", "-o", "jsonpath={.data.key}"]);
     assert_eq!(data, "czNjcmV0");
+    let columns = |args: &[&str]| -> Vec<Vec<String>> {
+        let table = kubectl.stdout(args);
+        // Columns are two or more spaces apart (a cell may hold one).
+        table
+            .lines()
+            .map(|line| {
+                line.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).map(str::to_owned).collect()
+            })
+            .collect()
+    };
+    assert_eq!(columns(&["get", "secrets"])[1][..3], ["token", "Opaque", "1"]);
+    let events = columns(&["get", "events"]);
+    assert_eq!(events[0], ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
+    assert_eq!(events[1], ["<unknown>", "Normal", "Elsewhere", "configmap/other", "looked at"]);
+
+    let pod = dir.join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  nodeName: n1\n  containers:\n  - name: a\n    \
+         image: x\n  - name: b\n    image: x\nstatus:\n  phase: Running\n  podIP: 10.0.0.7\n  containerStatuses:\n  \
+         - {name: a, ready: true, restartCount: 2, image: x, imageID: '', state: {running: {}}}\n  \
+         - {name: b, ready: false, restartCount: 1, image: x, imageID: '', state: {waiting: {reason: CrashLoopBackOff}}}\n",
+    )
+    .unwrap();
+    kubectl.run(&["create", "--validate=false", "-f", pod.to_str().unwrap()]);
+    let pods = columns(&["get", "pods", "-o", "wide"]);
+    assert_eq!(
+        pods[0],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    );
+    assert_eq!(
+        pods[1],
+        ["web", "1/2", "CrashLoopBackOff", "3", &pods[1][4], "10.0.0.7", "n1", "<none>", "<none>"]
+    );
 
     // `kubectl patch` in each of its types.
     for (kind, patch) in [
@@ -235,5 +308,67 @@ fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them() {
         "jsonpath={.data.colour} {.data.size} {.metadata.labels.tier}",
     ]);
     assert_eq!(patched, "red 4 front");
+    session.stop();
+}
+
+#[test]
+fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
+    let session = Session::start("versions");
+    let dir = session.kubectl.home.clone();
+    let kubectls = Kubectl::every_version(&session.server, &dir);
+    assert!(!kubectls.is_empty(), "no kubectl runs: set KUBECTL");
+    // Objects made as every version can make them (a kubectl newer than 1.20 sends
+    // `create configmap` as protobuf, not served yet; `create -f` is JSON).
+    for (at, (version, kubectl)) in kubectls.iter().enumerate() {
+        let name = format!("map{at}");
+        let created = kubectl.stdout(&[
+            "create",
+            "--validate=false",
+            "-f",
+            manifest(&dir, &name, "x").to_str().unwrap(),
+        ]);
+        assert_eq!(created.trim(), format!("configmap/{name} created"), "{version}");
+        let table = kubectl.stdout(&["get", "configmap", &name]);
+        let rows: Vec<Vec<&str>> = table.lines().map(|line| line.split_whitespace().collect()).collect();
+        assert_eq!(
+            (&rows[0][..], &rows[1][..2]),
+            (&["NAME", "DATA", "AGE"][..], &[name.as_str(), "1"][..]),
+            "{version}"
+        );
+        let yaml = kubectl.stdout(&["get", "configmap", &name, "-o", "yaml"]);
+        assert!(yaml.contains("greeting: hello") && yaml.contains("kind: ConfigMap"), "{version}: {yaml}");
+
+        let (mut watch, lines) = kubectl.spawn(&["get", "configmap", &name, "--watch"]);
+        let next =
+            || lines.recv_timeout(HANG).unwrap_or_else(|_| panic!("{version}: the watch printed nothing"));
+        assert!(next().starts_with("NAME"), "{version}");
+        assert!(next().starts_with(&name), "{version}");
+        for (kind, patch) in [
+            ("json", r#"[{"op":"add","path":"/data/colour","value":"red"}]"#),
+            ("merge", r#"{"data":{"size":"4"}}"#),
+            ("strategic", r#"{"metadata":{"labels":{"tier":"front"}}}"#),
+        ] {
+            let out = kubectl.stdout(&["patch", "configmap", &name, "--type", kind, "-p", patch]);
+            assert_eq!(out.trim(), format!("configmap/{name} patched"), "{version} {kind}");
+            let line = next();
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells[0], name, "{version} {kind}: {line}");
+        }
+        watch.kill().expect("the watch stops");
+        let _ = watch.wait();
+        let data = kubectl.stdout(&[
+            "get",
+            "configmap",
+            &name,
+            "-o",
+            "jsonpath={.data.colour} {.data.size} {.metadata.labels.tier}",
+        ]);
+        assert_eq!(data, "red 4 front", "{version}");
+        kubectl.run(&["label", "configmap", &name, "checked=yes"]);
+        let described = kubectl.stdout(&["describe", "configmap", &name]);
+        assert!(described.contains("checked=yes") && described.contains("Events:"), "{version}: {described}");
+        let deleted = kubectl.stdout(&["delete", "configmap", &name]);
+        assert_eq!(deleted.trim(), format!("configmap \"{name}\" deleted"), "{version}");
+    }
     session.stop();
 }

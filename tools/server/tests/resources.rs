@@ -102,6 +102,16 @@ async fn a_custom_resource_is_served_and_discovered() {
     assert_eq!((code, malformed["reason"].as_str()), (400, Some("BadRequest")), "{malformed}");
     let (_, now) = request(&client, "GET", &path, None).await;
     assert_eq!(json_of(&now), patched, "unchanged by the refused patches");
+
+    // A custom resource's table: NAME and AGE, as for a definition without printer columns.
+    let table = http::Request::builder()
+        .uri("/apis/example.com/v1/widgets")
+        .header("accept", support::TABLE)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let table = json_of(&client.send(table).await.unwrap().into_body().collect_bytes().await.unwrap());
+    let columns = support::table_columns(&table);
+    assert_eq!((columns, &table["rows"][0]["cells"][0]), (vec!["Name", "Age"], &json!("w")), "{table}");
     server.stop().await;
 }
 

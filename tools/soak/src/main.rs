@@ -23,7 +23,7 @@ mod truth;
 
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
     Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions, WatchEvent, WatchParams,
 };
@@ -129,7 +129,7 @@ struct Watcher {
 
 struct Soak {
     storage: Storage,
-    maps: Api<ConfigMap>,
+    pods: Api<Pod>,
     truth: Mutex<Truth>,
     /// The newest revision a writer was answered with.
     newest_ack: AtomicU64,
@@ -164,8 +164,8 @@ impl Soak {
     /// server is down); `None` for absent.
     async fn current(&self, name: &str) -> Option<u64> {
         loop {
-            match self.maps.get_opt(name).await {
-                Ok(map) => return map.as_ref().and_then(revision_of),
+            match self.pods.get_opt(name).await {
+                Ok(pod) => return pod.as_ref().and_then(revision_of),
                 Err(_) if !self.stopped() => tokio::time::sleep(cluster::POLL).await,
                 Err(_) => return None,
             }
@@ -186,25 +186,30 @@ impl Soak {
     }
 }
 
-fn revision_of(map: &ConfigMap) -> Option<u64> {
-    map.metadata.resource_version.as_deref()?.parse().ok()
+/// The annotation a soaked pod holds its value in.
+const VALUE: &str = "soak.watchcache.dev/value";
+
+fn revision_of(pod: &Pod) -> Option<u64> {
+    pod.metadata.resource_version.as_deref()?.parse().ok()
 }
 
-fn value_of(map: &ConfigMap) -> Option<String> {
-    map.data.as_ref()?.get("v").cloned()
+fn value_of(pod: &Pod) -> Option<String> {
+    pod.metadata.annotations.as_ref()?.get(VALUE).cloned()
 }
 
-fn config_map(name: &str, value: &str, precondition: Option<u64>) -> ConfigMap {
+/// A soaked object: a pod (whose delete answers with its last state and the deleting
+/// revision, as Kubernetes answers it, which the truth needs), never scheduled.
+fn pod(name: &str, value: &str, precondition: Option<u64>) -> Pod {
     let parity = if is_even(value) { "even" } else { "odd" };
-    ConfigMap {
+    Pod {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(BTreeMap::from([("parity".to_owned(), parity.to_owned())])),
+            annotations: Some(BTreeMap::from([(VALUE.to_owned(), value.to_owned())])),
             resource_version: precondition.map(|revision| revision.to_string()),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([("v".to_owned(), value.to_owned())])),
-        ..ConfigMap::default()
+        ..Pod::default()
     }
 }
 
@@ -223,14 +228,14 @@ enum Outcome {
     Unanswered(String),
 }
 
-async fn perform(maps: &Api<ConfigMap>, name: &str, value: &str, write: Write) -> Outcome {
+async fn perform(pods: &Api<Pod>, name: &str, value: &str, write: Write) -> Outcome {
     let conflict = |error: &kube::Error| matches!(error, kube::Error::Api(status) if status.code == 409);
     let post = PostParams::default();
     let answer = async {
         match write {
-            Write::Create => maps.create(&post, &config_map(name, value, None)).await.map(Some),
+            Write::Create => pods.create(&post, &pod(name, value, None)).await.map(Some),
             Write::Replace { precondition } => {
-                maps.replace(name, &post, &config_map(name, value, precondition)).await.map(Some)
+                pods.replace(name, &post, &pod(name, value, precondition)).await.map(Some)
             }
             Write::Delete { precondition } => {
                 let preconditions = precondition.map(|revision| Preconditions {
@@ -238,7 +243,7 @@ async fn perform(maps: &Api<ConfigMap>, name: &str, value: &str, write: Write) -
                     uid: None,
                 });
                 let params = DeleteParams { preconditions, ..DeleteParams::default() };
-                maps.delete(name, &params).await.map(|deleted| deleted.left())
+                pods.delete(name, &params).await.map(|deleted| deleted.left())
             }
         }
     };
@@ -246,9 +251,9 @@ async fn perform(maps: &Api<ConfigMap>, name: &str, value: &str, write: Write) -
         Err(_) => Outcome::Unanswered("no answer in time".into()),
         Ok(Err(error)) if conflict(&error) => Outcome::Refused,
         Ok(Err(error)) => Outcome::Unanswered(error.to_string()),
-        Ok(Ok(Some(map))) => match revision_of(&map) {
+        Ok(Ok(Some(pod))) => match revision_of(&pod) {
             Some(revision) => {
-                let left = if matches!(write, Write::Delete { .. }) { None } else { value_of(&map) };
+                let left = if matches!(write, Write::Delete { .. }) { None } else { value_of(&pod) };
                 Outcome::Landed(revision, left)
             }
             None => Outcome::Unanswered("an answer without a resourceVersion".into()),
@@ -283,7 +288,7 @@ async fn writer(soak: Arc<Soak>, id: usize, keys: usize, seed: u64) {
         };
         let outcome = {
             let _writing = soak.writing.read().await;
-            let outcome = perform(&soak.maps, &name, &value, write).await;
+            let outcome = perform(&soak.pods, &name, &value, write).await;
             if let Outcome::Landed(revision, left) = &outcome {
                 soak.acknowledged(&name, *revision, left.clone());
             }
@@ -333,14 +338,14 @@ async fn list_in_pages(soak: &Soak, selection: Selection) -> Result<(u64, State)
     let mut items = State::new();
     let mut revision = None;
     loop {
-        let page = soak.maps.list(&params).await.map_err(|error| error.to_string())?;
+        let page = soak.pods.list(&params).await.map_err(|error| error.to_string())?;
         let at: u64 =
             page.metadata.resource_version.as_deref().and_then(|rv| rv.parse().ok()).ok_or("no revision")?;
         if *revision.get_or_insert(at) != at {
             soak.violation(format!("a page at {at} continues a list at {revision:?}"));
         }
-        for map in &page.items {
-            if let (Some(name), Some(value)) = (map.metadata.name.clone(), value_of(map)) {
+        for pod in &page.items {
+            if let (Some(name), Some(value)) = (pod.metadata.name.clone(), value_of(pod)) {
                 items.insert(name, value);
             }
         }
@@ -360,16 +365,16 @@ async fn lister(soak: Arc<Soak>) {
     }
 }
 
-fn seen_of(event: WatchEvent<ConfigMap>) -> Result<Option<Seen>, Box<kube::core::Status>> {
-    let object = |map: &ConfigMap| Some((map.metadata.name.clone()?, revision_of(map)?, value_of(map)?));
+fn seen_of(event: WatchEvent<Pod>) -> Result<Option<Seen>, Box<kube::core::Status>> {
+    let object = |pod: &Pod| Some((pod.metadata.name.clone()?, revision_of(pod)?, value_of(pod)?));
     Ok(match event {
-        WatchEvent::Added(map) => {
-            object(&map).map(|(key, revision, value)| Seen::Added { key, revision, value })
+        WatchEvent::Added(pod) => {
+            object(&pod).map(|(key, revision, value)| Seen::Added { key, revision, value })
         }
-        WatchEvent::Modified(map) => {
-            object(&map).map(|(key, revision, value)| Seen::Modified { key, revision, value })
+        WatchEvent::Modified(pod) => {
+            object(&pod).map(|(key, revision, value)| Seen::Modified { key, revision, value })
         }
-        WatchEvent::Deleted(map) => object(&map).map(|(key, revision, _)| Seen::Deleted { key, revision }),
+        WatchEvent::Deleted(pod) => object(&pod).map(|(key, revision, _)| Seen::Deleted { key, revision }),
         WatchEvent::Bookmark(bookmark) => {
             bookmark.metadata.resource_version.parse().ok().map(|revision| Seen::Bookmark { revision })
         }
@@ -407,7 +412,7 @@ async fn watch(soak: Arc<Soak>, index: usize, seed: u64) {
         if let Some(labels) = watcher.selection.label_selector() {
             params = params.labels(labels);
         }
-        let Ok(stream) = soak.maps.watch(&params, &from.to_string()).await else {
+        let Ok(stream) = soak.pods.watch(&params, &from.to_string()).await else {
             tokio::time::sleep(cluster::POLL).await;
             continue;
         };
@@ -459,7 +464,7 @@ async fn watch(soak: Arc<Soak>, index: usize, seed: u64) {
 /// Opens `count` watches at once and closes them.
 async fn churn(soak: &Soak, count: usize) {
     let params = WatchParams::default().timeout(30);
-    let opened = futures::future::join_all((0..count).map(|_| soak.maps.watch(&params, "0"))).await;
+    let opened = futures::future::join_all((0..count).map(|_| soak.pods.watch(&params, "0"))).await;
     let failed = opened.iter().filter(|opened| opened.is_err()).count();
     soak.counters.churned.fetch_add((count - failed) as u64, Ordering::Relaxed);
     if failed > 0 && soak.storage == Storage::Memory {
@@ -528,7 +533,7 @@ async fn check(soak: &Soak, checks: &mut [StreamCheck]) {
 /// etcd's own history of the soak's keys, read beside the server: the truth on etcd.
 async fn follow_etcd(soak: Arc<Soak>, endpoints: Vec<String>) {
     use etcd_client::{EventType, WatchOptions};
-    let prefix = format!("/registry/configmaps/{NAMESPACE}/");
+    let prefix = format!("/registry/pods/{NAMESPACE}/");
     while !soak.stopped() {
         let Ok(mut client) = etcd_client::Client::connect(&endpoints, None).await else {
             tokio::time::sleep(cluster::POLL).await;
@@ -541,6 +546,17 @@ async fn follow_etcd(soak: Arc<Soak>, endpoints: Vec<String>) {
             continue;
         };
         while let Ok(Some(response)) = stream.message().await {
+            // A cancelled watch sends nothing more on a stream that stays open: follow
+            // again (a compaction past what the soak has read loses the truth: say so).
+            if response.canceled() {
+                if response.compact_revision() >= from as i64 {
+                    soak.violation(format!(
+                        "etcd compacted at {} the history the soak follows from {from}",
+                        response.compact_revision()
+                    ));
+                }
+                break;
+            }
             let mut truth = soak.truth.lock().unwrap();
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
@@ -549,9 +565,11 @@ async fn follow_etcd(soak: Arc<Soak>, endpoints: Vec<String>) {
                 };
                 let value = match event.event_type() {
                     EventType::Delete => None,
-                    EventType::Put => serde_json::from_slice::<serde_json::Value>(kv.value())
-                        .ok()
-                        .and_then(|object| object["data"]["v"].as_str().map(str::to_owned)),
+                    EventType::Put => {
+                        serde_json::from_slice::<serde_json::Value>(kv.value()).ok().and_then(|object| {
+                            object["metadata"]["annotations"][VALUE].as_str().map(str::to_owned)
+                        })
+                    }
                 };
                 if let Err(why) = truth.record(name, kv.mod_revision() as u64, value) {
                     soak.violation(format!("etcd's history contradicts itself: {why}"));
@@ -659,9 +677,9 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
     // would come back 409. The soak sees every answer, and decides.
     config.default_retry = false;
     let client = kube::Client::try_from(config)?;
-    let maps: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
     let started = Instant::now();
-    while maps.list(&ListParams::default().limit(1)).await.is_err() {
+    while pods.list(&ListParams::default().limit(1)).await.is_err() {
         if started.elapsed() > Duration::from_secs(60) {
             return Err("the server did not answer within a minute of starting".into());
         }
@@ -675,7 +693,7 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
         .collect();
     let soak = Arc::new(Soak {
         storage: flags.storage,
-        maps,
+        pods,
         truth: Mutex::new(Truth::default()),
         newest_ack: AtomicU64::new(0),
         acks: Mutex::new(Vec::new()),

@@ -117,3 +117,12 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// The `Accept` that asks for a `Table`, as `kubectl get` sends it first.
+pub const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// The column names of a `Table`.
+pub fn table_columns(table: &serde_json::Value) -> Vec<&str> {
+    let columns = table["columnDefinitions"].as_array().map_or(&[][..], Vec::as_slice);
+    columns.iter().filter_map(|column| column["name"].as_str()).collect()
+}
