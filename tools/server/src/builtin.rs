@@ -25,6 +25,8 @@ pub enum BuiltIn {
     Secret,
     /// Core `v1` `Event`.
     Event,
+    /// Core `v1` `Namespace`.
+    Namespace,
 }
 
 impl BuiltIn {
@@ -37,6 +39,7 @@ impl BuiltIn {
             Self::Pod => decode::<core::Pod>(body),
             Self::Secret => decode::<core::Secret>(body),
             Self::Event => decode::<core::Event>(body),
+            Self::Namespace => decode::<core::Namespace>(body),
         }
     }
 }
@@ -58,6 +61,7 @@ impl BuiltIn {
                 ("status.nominatedNodeName", "status.nominatedNodeName"),
             ],
             Self::Secret => &[("type", "type")],
+            Self::Namespace => &[("status.phase", "status.phase")],
             Self::Event => &[
                 ("involvedObject.kind", "involvedObject.kind"),
                 ("involvedObject.namespace", "involvedObject.namespace"),
@@ -77,6 +81,9 @@ impl BuiltIn {
     /// Fills in what Kubernetes fills in on a write of `body` (the object without
     /// `metadata`, which decoded as this kind).
     pub(crate) fn complete(self, body: &mut Map<String, Value>) {
+        if self == Self::Namespace {
+            complete_namespace(body);
+        }
         if self != Self::Secret {
             return;
         }
@@ -97,6 +104,23 @@ impl BuiltIn {
             }
         }
     }
+}
+
+/// A namespace is `Active` and finalized by `kubernetes` unless it says otherwise (the
+/// server deletes a namespace's objects with it, so nothing waits on the finalizer).
+fn complete_namespace(body: &mut Map<String, Value>) {
+    let mut part = |name: &str| {
+        let part = body.entry(name).or_insert_with(|| Value::Object(Map::new()));
+        if !part.is_object() {
+            *part = Value::Object(Map::new());
+        }
+        part.as_object_mut().map(std::mem::take).unwrap_or_default()
+    };
+    let (mut spec, mut status) = (part("spec"), part("status"));
+    spec.entry("finalizers").or_insert_with(|| serde_json::json!(["kubernetes"]));
+    status.entry("phase").or_insert_with(|| Value::String("Active".into()));
+    body.insert("spec".into(), Value::Object(spec));
+    body.insert("status".into(), Value::Object(status));
 }
 
 /// The string at a dotted `path` of `body`; empty when absent, as Kubernetes reads an

@@ -40,7 +40,7 @@ fn resource_list(all: &[Arc<Served>], group: &str, version: &str) -> Response {
             json!({
                 "name": def.plural,
                 "singularName": def.kind.to_lowercase(),
-                "namespaced": true,
+                "namespaced": def.namespaced,
                 "kind": def.kind,
                 "verbs": VERBS,
                 "shortNames": def.short_names,

@@ -2,10 +2,11 @@
 //! that the clients this field already uses — `kubectl`, kube-rs, client-go — read from
 //! and write to it unchanged.
 //!
-//! Each served resource (core `v1` `configmaps`, `pods`, `secrets` and `events`, and any
-//! custom resource named in [`Settings::resources`]) is one [`watchcache::Cacher`] of
-//! Kubernetes-shaped JSON objects keyed `{resource}/{namespace}/{name}`, in front of a storage
-//! ([`Settings::storage`]): the server's own memory (the default; the data lives as long
+//! Each served resource (core `v1` `configmaps`, `pods`, `secrets`, `events` and the
+//! cluster-scoped `namespaces`, and any custom resource named in [`Settings::resources`])
+//! is one [`watchcache::Cacher`] of Kubernetes-shaped JSON objects keyed
+//! `{resource}/{namespace}/{name}` (`{resource}/{name}` when cluster-scoped), in front of
+//! a storage ([`Settings::storage`]): the server's own memory (the default; the data lives as long
 //! as the process), or etcd, shared by any number of servers, with each object's
 //! `resourceVersion` its key's `mod_revision`. Writes go to the storage, reads and
 //! watches come from the cacher, which a reflector keeps equal to etcd; a compaction past
@@ -38,7 +39,11 @@
 //! names and labels are validated as Kubernetes validates them (422 `Invalid`, a cause
 //! per field). Answers are JSON, or for lists, gets and watches the `Table` `kubectl get`
 //! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`); an `Accept` that
-//! allows neither is 406. Every error is a Kubernetes `Status` object. Each object is encoded to JSON once, when
+//! allows neither is 406. Every error is a Kubernetes `Status` object.
+//!
+//! Namespaces behave as in Kubernetes: `default`, `kube-system`, `kube-public` and
+//! `kube-node-lease` exist from the start, an object is created only in a namespace that
+//! exists (404 otherwise), and deleting a namespace deletes what it holds. Each object is encoded to JSON once, when
 //! written; lists and every watcher an event reaches copy those bytes (the
 //! `watchcache_encodes_total` and `watchcache_deliveries_total` metrics show the ratio).
 //!
@@ -65,6 +70,7 @@ mod discovery;
 mod limits;
 mod list;
 mod metrics;
+mod namespaces;
 mod negotiation;
 mod object;
 mod query;
@@ -174,6 +180,7 @@ impl Default for Settings {
                 ResourceDef::pods(),
                 ResourceDef::secrets(),
                 ResourceDef::events(),
+                ResourceDef::namespaces(),
             ],
             storage: StorageSettings::Memory,
             window: None,

@@ -157,6 +157,11 @@ impl Submitted {
         identity: Identity,
     ) -> Result<Object, ApiError> {
         match self.metadata.get("namespace") {
+            // A cluster-scoped object has none: what a client sent is dropped, as
+            // Kubernetes drops it.
+            Some(_) if !def.namespaced => {
+                self.metadata.remove("namespace");
+            }
             None => {}
             Some(Value::String(given)) if given == namespace => {}
             Some(given) => {
@@ -205,7 +210,9 @@ impl Submitted {
         self.metadata.remove("resourceVersion");
         self.metadata.remove("generateName");
         self.metadata.insert("name".into(), Value::String(name.clone()));
-        self.metadata.insert("namespace".into(), Value::String(namespace.into()));
+        if def.namespaced {
+            self.metadata.insert("namespace".into(), Value::String(namespace.into()));
+        }
         for (field, value) in [("uid", &identity.uid), ("creationTimestamp", &identity.created)] {
             if value.is_empty() {
                 self.metadata.remove(field);

@@ -153,6 +153,11 @@ impl Registry {
         groups
     }
 
+    /// The `namespaces` resource, if served.
+    pub(crate) fn namespaces(&self) -> Option<&Arc<Served>> {
+        self.by_path.get(&(String::new(), "v1".to_owned(), "namespaces".to_owned()))
+    }
+
     pub(crate) fn shutdown(&self) {
         for served in &self.all {
             served.delegator.shutdown();

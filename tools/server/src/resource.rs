@@ -3,7 +3,8 @@
 
 use crate::builtin::BuiltIn;
 
-/// A resource type as Kubernetes names it. All are namespaced.
+/// A resource type as Kubernetes names it: namespaced (objects live in a namespace) or
+/// cluster-scoped (as namespaces themselves).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceDef {
     /// The API group; empty for the core group (`/api/v1`).
@@ -21,6 +22,9 @@ pub struct ResourceDef {
     /// The Kubernetes kind whose type bodies must decode as; `None` for a custom
     /// resource, served schemaless.
     pub builtin: Option<BuiltIn>,
+    /// Whether objects live in namespaces (`/namespaces/{ns}/{plural}/{name}`), rather
+    /// than in the cluster (`/{plural}/{name}`).
+    pub namespaced: bool,
 }
 
 impl ResourceDef {
@@ -44,9 +48,19 @@ impl ResourceDef {
         Self::core(BuiltIn::Event, ("events", "Event", &["ev"]), false)
     }
 
+    /// Core `v1` `namespaces`, cluster-scoped: an object of a namespaced resource is
+    /// created only in a namespace that exists.
+    pub fn namespaces() -> Self {
+        Self {
+            namespaced: false,
+            ..Self::core(BuiltIn::Namespace, ("namespaces", "Namespace", &["ns"]), false)
+        }
+    }
+
     fn core(builtin: BuiltIn, (plural, kind, short_names): (&str, &str, &[&str]), node_name: bool) -> Self {
         Self {
             builtin: Some(builtin),
+            namespaced: true,
             group: String::new(),
             version: "v1".into(),
             plural: plural.into(),
@@ -56,12 +70,21 @@ impl ResourceDef {
         }
     }
 
-    /// Parses `GROUP/VERSION/PLURAL/Kind`, e.g. `example.com/v1/widgets/Widget`: a
-    /// custom resource, served schemaless.
+    /// Parses `GROUP/VERSION/PLURAL/Kind[/SCOPE]`, e.g. `example.com/v1/widgets/Widget`
+    /// or `example.com/v1/clusterwidgets/ClusterWidget/Cluster`: a custom resource,
+    /// served schemaless, `Namespaced` (the default) or `Cluster`-scoped as a
+    /// CustomResourceDefinition's `scope` says.
     pub fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split('/').collect();
-        let [group, version, plural, kind] = parts[..] else {
-            return Err(format!("resource {text:?} is not GROUP/VERSION/PLURAL/Kind"));
+        let (group, version, plural, kind, namespaced) = match parts[..] {
+            [group, version, plural, kind] => (group, version, plural, kind, true),
+            [group, version, plural, kind, "Namespaced"] => (group, version, plural, kind, true),
+            [group, version, plural, kind, "Cluster"] => (group, version, plural, kind, false),
+            _ => {
+                return Err(format!(
+                    "resource {text:?} is not GROUP/VERSION/PLURAL/Kind[/Namespaced|/Cluster]"
+                ))
+            }
         };
         let lower = |part: &str| {
             !part.is_empty()
@@ -89,6 +112,7 @@ impl ResourceDef {
             short_names: Vec::new(),
             node_name: false,
             builtin: None,
+            namespaced,
         })
     }
 
@@ -99,10 +123,10 @@ impl ResourceDef {
         self.builtin.map_or(&[], BuiltIn::selectable_fields)
     }
 
-    /// Whether a delete answers with the deleted object (pods, as Kubernetes' registry
-    /// has it), rather than a `Status` `Success`.
+    /// Whether a delete answers with the deleted object (pods and namespaces, as
+    /// Kubernetes' registry has it), rather than a `Status` `Success`.
     pub(crate) fn delete_answers_the_object(&self) -> bool {
-        self.builtin == Some(BuiltIn::Pod)
+        matches!(self.builtin, Some(BuiltIn::Pod | BuiltIn::Namespace))
     }
 
     /// The resource as Kubernetes names it in messages: `configmaps` in the core group,
@@ -124,14 +148,19 @@ impl ResourceDef {
         }
     }
 
-    /// The cacher's key of `name` in `namespace`: `{plural}/{namespace}/{name}`.
+    /// The cacher's key of `name` in `namespace`: `{plural}/{namespace}/{name}`, or
+    /// `{plural}/{name}` for a cluster-scoped resource (whose namespace is empty).
     pub(crate) fn key(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{namespace}/{name}", self.plural)
+        if self.namespaced {
+            format!("{}/{namespace}/{name}", self.plural)
+        } else {
+            format!("{}/{name}", self.plural)
+        }
     }
 
-    /// The cacher's key prefix of a namespace, or of every namespace.
+    /// The cacher's key prefix of a namespace, or of every namespace (or the cluster).
     pub(crate) fn prefix(&self, namespace: Option<&str>) -> String {
-        match namespace {
+        match namespace.filter(|_| self.namespaced) {
             Some(namespace) => format!("{}/{namespace}/", self.plural),
             None => format!("{}/", self.plural),
         }
@@ -149,10 +178,24 @@ impl ResourceDef {
         }
     }
 
-    /// The namespace and name an etcd key under `etcd_prefix` names, if it names one.
-    pub(crate) fn parse_etcd_key<'k>(etcd_prefix: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
-        let (namespace, name) = key.strip_prefix(etcd_prefix)?.split_once('/')?;
-        (!namespace.is_empty() && !name.is_empty() && !name.contains('/')).then_some((namespace, name))
+    /// The namespace and name an etcd key under `etcd_prefix` names, if it names one
+    /// (`{namespace}/{name}`, or `{name}` for a cluster-scoped resource, whose namespace
+    /// is empty).
+    pub(crate) fn parse_etcd_key<'k>(&self, etcd_prefix: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key.strip_prefix(etcd_prefix)?;
+        let (namespace, name) = if self.namespaced { rest.split_once('/')? } else { ("", rest) };
+        (self.namespaced != namespace.is_empty() && !name.is_empty() && !name.contains('/'))
+            .then_some((namespace, name))
+    }
+
+    /// The etcd key of `name` in `namespace` under `etcd_prefix`, laid out as
+    /// [`Self::parse_etcd_key`] reads it.
+    pub(crate) fn etcd_key(&self, etcd_prefix: &str, namespace: &str, name: &str) -> String {
+        if self.namespaced {
+            format!("{etcd_prefix}{namespace}/{name}")
+        } else {
+            format!("{etcd_prefix}{name}")
+        }
     }
 }
 
@@ -167,15 +210,24 @@ mod tests {
         let widgets = ResourceDef::parse("example.com/v1/widgets/Widget").unwrap();
         assert_eq!(widgets.etcd_prefix("/registry/"), "/registry/example.com/widgets/");
         let prefix = maps.etcd_prefix("/registry");
-        assert_eq!(
-            ResourceDef::parse_etcd_key(&prefix, "/registry/configmaps/default/a"),
-            Some(("default", "a"))
-        );
+        assert_eq!(maps.parse_etcd_key(&prefix, "/registry/configmaps/default/a"), Some(("default", "a")));
         for stray in
             ["/registry/configmaps/default", "/registry/configmaps/a/b/c", "/registry/pods/default/a"]
         {
-            assert_eq!(ResourceDef::parse_etcd_key(&prefix, stray), None, "{stray}");
+            assert_eq!(maps.parse_etcd_key(&prefix, stray), None, "{stray}");
         }
+        let namespaces = ResourceDef::namespaces();
+        let prefix = namespaces.etcd_prefix("/registry");
+        assert_eq!(namespaces.etcd_key(&prefix, "", "kube-system"), "/registry/namespaces/kube-system");
+        assert_eq!(
+            namespaces.parse_etcd_key(&prefix, "/registry/namespaces/kube-system"),
+            Some(("", "kube-system"))
+        );
+        assert_eq!(namespaces.parse_etcd_key(&prefix, "/registry/namespaces/a/b"), None);
+        assert_eq!(
+            (namespaces.key("", "a"), namespaces.prefix(Some("x"))),
+            ("namespaces/a".into(), "namespaces/".into())
+        );
     }
 
     #[test]
@@ -184,11 +236,15 @@ mod tests {
         assert_eq!(def.api_version(), "example.com/v1");
         assert_eq!(def.kind, "Widget");
         assert_eq!(def.group_resource(), "widgets.example.com");
+        assert!(def.namespaced);
+        let cluster = ResourceDef::parse("example.com/v1/clusterwidgets/ClusterWidget/Cluster").unwrap();
+        assert!(!cluster.namespaced);
         assert_eq!(ResourceDef::config_maps().group_resource(), "configmaps");
         for bad in [
             "widgets",
             "example.com/v1/widgets/widget",
             "example.com/v1/wid.gets/Widget",
+            "example.com/v1/widgets/Widget/Global",
             "Example.com/v1/widgets/Widget",
             "a/b/c/D/e",
         ] {

@@ -37,7 +37,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics));
     for root in [CORE, GROUP] {
         router = router
-            .route(&format!("{root}/{{plural}}"), get(collection))
+            // Every namespace's objects, or a cluster-scoped resource's.
+            .route(&format!("{root}/{{plural}}"), get(collection).post(create))
+            .route(
+                &format!("{root}/{{plural}}/{{name}}"),
+                get(get_item).put(replace).patch(patch).delete(delete),
+            )
             .route(&format!("{root}/namespaces/{{namespace}}/{{plural}}"), get(collection).post(create))
             .route(
                 &format!("{root}/namespaces/{{namespace}}/{{plural}}/{{name}}"),
@@ -82,6 +87,12 @@ impl Collection {
                 .map_err(|error| ApiError::bad_request(error.to_string()))?;
         }
         let served = state.registry.find(&group, &version, &plural)?.clone();
+        if namespace.is_some() && !served.def.namespaced {
+            return Err(ApiError::no_such_path(&format!(
+                "namespaces/{}/{plural}",
+                namespace.unwrap_or_default()
+            )));
+        }
         Ok(Self { served, namespace })
     }
 }
@@ -108,6 +119,9 @@ impl FromRequestParts<AppState> for Item {
         let mut parameters = path_parameters(parts, state).await?;
         let name = parameters.remove("name").unwrap_or_default();
         let Collection { served, namespace } = Collection::resolve(state, &mut parameters)?;
+        if served.def.namespaced && namespace.is_none() {
+            return Err(ApiError::no_such_path(&format!("{}/{name}", served.def.plural)));
+        }
         validation::object_name("name", &name).map_err(|error| ApiError::bad_request(error.to_string()))?;
         Ok(Self { served, namespace: namespace.unwrap_or_default(), name })
     }

@@ -126,6 +126,7 @@ impl Server {
         };
         let registry =
             Registry::new(&settings, &metrics, &backing).map_err(ServerError::ResourceNamedTwice)?;
+        crate::namespaces::create_initial(&registry).await;
         let (shutdown, shutting_down) = tokio::sync::watch::channel(false);
         let state = Arc::new(State {
             registry,

@@ -106,6 +106,9 @@ fn columns(builtin: Option<BuiltIn>) -> Vec<Column> {
         Some(BuiltIn::ConfigMap) => {
             vec![NAME, column("Data", "integer", "The number of data entries.", 0), AGE]
         }
+        Some(BuiltIn::Namespace) => {
+            vec![NAME, column("Status", "string", "The namespace's phase: Active or Terminating.", 0), AGE]
+        }
         Some(BuiltIn::Secret) => vec![
             NAME,
             column("Type", "string", "The type of the secret.", 0),
@@ -237,6 +240,7 @@ fn cells(builtin: Option<BuiltIn>, object: &Value, now: SystemTime) -> Vec<Value
         Some(BuiltIn::Secret) => {
             vec![name, json!(text(object, "type").unwrap_or("")), json!(entries(object, "data")), age]
         }
+        Some(BuiltIn::Namespace) => vec![name, json!(text(object, "status.phase").unwrap_or("")), age],
         Some(BuiltIn::Pod) => {
             let (ready, status, restarts) = pod_state(object);
             let gates = object["spec"]["readinessGates"].as_array().map_or(0, Vec::len);
@@ -412,9 +416,14 @@ mod tests {
     #[test]
     fn every_kind_has_a_cell_per_column() {
         let object = json!({ "metadata": { "name": "x" }, "data": { "a": "b" } });
-        for builtin in
-            [None, Some(BuiltIn::ConfigMap), Some(BuiltIn::Secret), Some(BuiltIn::Pod), Some(BuiltIn::Event)]
-        {
+        for builtin in [
+            None,
+            Some(BuiltIn::ConfigMap),
+            Some(BuiltIn::Secret),
+            Some(BuiltIn::Pod),
+            Some(BuiltIn::Event),
+            Some(BuiltIn::Namespace),
+        ] {
             assert_eq!(
                 columns(builtin).len(),
                 cells(builtin, &object, SystemTime::now()).len(),

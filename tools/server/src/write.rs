@@ -8,6 +8,7 @@ use crate::registry::Served;
 use crate::state::State;
 use crate::status::ApiError;
 use crate::storage::{Preconditions, Target};
+use crate::BuiltIn;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
@@ -162,14 +163,20 @@ pub(crate) async fn create(
     options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
-    let Some(namespace) = namespace else {
-        return Err(ApiError::method_not_allowed("a collection of every namespace"));
+    let namespace = match (namespace, served.def.namespaced) {
+        (Some(namespace), true) => namespace,
+        (None, false) => "",
+        (None, true) => return Err(ApiError::method_not_allowed("a collection of every namespace")),
+        (Some(namespace), false) => return Err(ApiError::no_such_path(&format!("namespaces/{namespace}"))),
     };
     let submitted = object_body(state, served, &headers, body).await?;
     let identity = Identity::new();
     let name = submitted.name(&served.def, &identity.uid)?;
     let object = submitted.into_object(&served.def, namespace, name.clone(), identity)?;
     served.metrics.encodes.inc();
+    if served.def.namespaced {
+        crate::namespaces::ensure_exists(&state.registry, namespace).await?;
+    }
     let target = Target { resource: &served.group_resource, namespace, name: &name };
     let stored = served.delegator.create(target, object, options.dry_run).await?;
     Ok(written(served, StatusCode::CREATED, &stored.object, stored.revision))
@@ -273,8 +280,15 @@ pub(crate) async fn delete(
     let given = body_options.preconditions.unwrap_or_default();
     let revision = given.resource_version.as_deref().map(parse_resource_version).transpose()?;
     let preconditions = Preconditions { revision, uid: given.uid };
+    let is_namespace = served.def.builtin == Some(BuiltIn::Namespace);
+    if is_namespace {
+        crate::namespaces::may_delete(served, name)?;
+    }
     let target = Target { resource: &served.group_resource, namespace, name };
     let stored = served.delegator.delete(target, &preconditions, dry_run).await?;
+    if is_namespace && !dry_run {
+        crate::namespaces::delete_contents(&state.registry, name).await?;
+    }
     if !served.def.delete_answers_the_object() {
         return Ok(crate::status::deleted(&served.group_resource, name, stored.object.uid()));
     }

@@ -605,3 +605,52 @@ async fn a_watch_from_before_the_window_is_the_exact_history_and_resumes_anywher
     assert_eq!(events(6).await, writes[7..], "resumed from the middle of that history");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_live_in_etcd_and_every_replica_agrees_on_them() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let etcd = Etcd::start(1);
+    let a = Running::start(on(etcd.endpoints())).await;
+    let b = Running::start(on(etcd.endpoints())).await;
+    // The initial namespaces, made once whichever replica started first, at kube-apiserver's keys.
+    let output = etcd.etcdctl(&["get", "/registry/namespaces/", "--prefix", "--keys-only"]);
+    let keys: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        keys,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+            .map(|name| format!("/registry/namespaces/{name}"))
+    );
+    let namespaces = |server: &Running| -> Api<Namespace> {
+        Api::all(Client::try_from(Config::new(server.url().parse().unwrap())).unwrap())
+    };
+    let uid_of = |namespace: Namespace| namespace.metadata.uid.expect("a uid");
+    let (default_a, default_b) =
+        (namespaces(&a).get("default").await.unwrap(), namespaces(&b).get("default").await.unwrap());
+    assert_eq!(uid_of(default_a), uid_of(default_b), "one default namespace");
+
+    // A namespace created through A takes objects through B at once.
+    let team = Namespace {
+        metadata: ObjectMeta { name: Some("team".into()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    namespaces(&a).create(&PostParams::default(), &team).await.unwrap();
+    let client_b = Client::try_from(Config::new(b.url().parse().unwrap())).unwrap();
+    let team_maps: Api<ConfigMap> = Api::namespaced(client_b.clone(), "team");
+    team_maps
+        .create(&PostParams::default(), &config_map("m", "1"))
+        .await
+        .expect("the namespace exists for B");
+    let nowhere: Api<ConfigMap> = Api::namespaced(client_b, "nowhere");
+    let refused = nowhere.create(&PostParams::default(), &config_map("m", "1")).await.unwrap_err();
+    assert_eq!(status_of(refused), (404, "NotFound".into()));
+    // Deleted through B with what it holds, in etcd too.
+    namespaces(&b).delete("team", &DeleteParams::default()).await.unwrap();
+    let left = etcd.etcdctl(&["get", "/registry/configmaps/team/", "--prefix", "--keys-only"]);
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "{left:?}");
+    a.stop().await;
+    b.stop().await;
+}

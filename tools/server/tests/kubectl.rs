@@ -372,3 +372,50 @@ fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
     }
     session.stop();
 }
+
+#[test]
+fn kubectl_creates_lists_and_deletes_namespaces_with_what_they_hold() {
+    let session = Session::start("namespaces");
+    let kubectl = &session.kubectl;
+    let names = |args: &[&str]| -> Vec<String> {
+        kubectl
+            .stdout(args)
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    };
+    // The namespaces Kubernetes starts with, Active.
+    let table = kubectl.stdout(&["get", "namespaces"]);
+    assert!(table.starts_with("NAME") && table.lines().nth(1).unwrap().contains("Active"), "{table}");
+    assert_eq!(names(&["get", "namespaces"]), ["default", "kube-node-lease", "kube-public", "kube-system"]);
+
+    assert_eq!(kubectl.stdout(&["create", "namespace", "team"]).trim(), "namespace/team created");
+    kubectl.run(&["create", "configmap", "kept", "-n", "team", "--from-literal=a=b"]);
+    kubectl.run(&["create", "configmap", "kept", "--from-literal=a=b"]);
+    let missing = kubectl
+        .command(&["create", "configmap", "lost", "-n", "nowhere", "--from-literal=a=b"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && stderr.contains(r#"namespaces "nowhere" not found"#), "{stderr}");
+
+    // `kubectl wait` gets the namespace, then watches it: once its watch is open (the
+    // server's gauge says so), the delete is what it waits for.
+    let (mut wait, _) = kubectl.spawn(&["wait", "--for=delete", "namespace/team", "--timeout=60s"]);
+    let watching = std::time::Instant::now();
+    while !kubectl
+        .stdout(&["get", "--raw", "/metrics"])
+        .contains(r#"watchcache_watches_open{resource="namespaces"} 1"#)
+    {
+        assert!(watching.elapsed() < HANG, "kubectl wait never watched");
+    }
+    assert_eq!(kubectl.stdout(&["delete", "namespace", "team"]).trim(), "namespace \"team\" deleted");
+    assert!(wait.wait().unwrap().success(), "kubectl wait saw the delete");
+    // Its objects went with it; another namespace's stayed.
+    assert_eq!(names(&["get", "configmaps", "--all-namespaces"]), ["default"]);
+    let refused = kubectl.command(&["delete", "namespace", "default"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("may not be deleted"), "{refused:?}");
+    session.stop();
+}

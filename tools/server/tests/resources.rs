@@ -33,12 +33,19 @@ fn json_of(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_custom_resource_is_served_and_discovered() {
+/// A server of the default resources and `resource` (`GROUP/VERSION/PLURAL/Kind[/SCOPE]`),
+/// with a client of it.
+async fn serving_also(resource: &str) -> (Running, Client) {
     let mut settings = Settings::default();
-    settings.resources.push(ResourceDef::parse("example.com/v1/widgets/Widget").unwrap());
+    settings.resources.push(ResourceDef::parse(resource).unwrap());
     let server = Running::start(settings).await;
     let client = Client::try_from(Config::new(server.url().parse().unwrap())).unwrap();
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_is_served_and_discovered() {
+    let (server, client) = serving_also("example.com/v1/widgets/Widget").await;
 
     let groups = json_of(&request(&client, "GET", "/apis", None).await.1);
     assert_eq!(groups["groups"][0]["name"], "example.com");
@@ -49,7 +56,10 @@ async fn a_custom_resource_is_served_and_discovered() {
     let core = json_of(&request(&client, "GET", "/api/v1", None).await.1);
     let names: Vec<&str> =
         core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["configmaps", "pods", "secrets", "events"]);
+    assert_eq!(names, ["configmaps", "pods", "secrets", "events", "namespaces"]);
+    let scopes: Vec<bool> =
+        core["resources"].as_array().unwrap().iter().map(|r| r["namespaced"].as_bool().unwrap()).collect();
+    assert_eq!(scopes, [true, true, true, true, false]);
     assert_eq!(request(&client, "GET", "/apis/example.com/v2", None).await.0, 404);
 
     let widgets = "/apis/example.com/v1/namespaces/default/widgets";
@@ -136,5 +146,34 @@ async fn a_watch_ends_at_its_timeout_and_sends_bookmarks_when_asked() {
         lines[1]["object"]["metadata"]["resourceVersion"],
         lines[0]["object"]["metadata"]["resourceVersion"]
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_scoped_custom_resource_lives_outside_namespaces() {
+    let (server, client) = serving_also("example.com/v1/gadgets/Gadget/Cluster").await;
+    let resources = json_of(&request(&client, "GET", "/apis/example.com/v1", None).await.1);
+    assert_eq!(resources["resources"][0]["namespaced"], false);
+
+    let gadgets = "/apis/example.com/v1/gadgets";
+    let gadget = json!({ "metadata": { "name": "g", "namespace": "ignored" }, "spec": { "size": 1 } });
+    let (code, created) = request(&client, "POST", gadgets, Some(gadget)).await;
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&created));
+    let created = json_of(&created);
+    assert_eq!(created["metadata"].get("namespace"), None, "a cluster-scoped object has no namespace");
+    let (code, fetched) = request(&client, "GET", &format!("{gadgets}/g"), None).await;
+    assert_eq!((code, json_of(&fetched)), (200, created));
+    let listed = json_of(&request(&client, "GET", gadgets, None).await.1);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    // Not under a namespace; and a namespaced resource is not outside one.
+    for path in [
+        "/apis/example.com/v1/namespaces/default/gadgets",
+        "/apis/example.com/v1/namespaces/default/gadgets/g",
+        "/api/v1/configmaps/g",
+    ] {
+        assert_eq!(request(&client, "GET", path, None).await.0, 404, "{path}");
+    }
+    let (code, deleted) = request(&client, "DELETE", &format!("{gadgets}/g"), None).await;
+    assert_eq!((code, json_of(&deleted)["status"].as_str()), (200, Some("Success")));
     server.stop().await;
 }

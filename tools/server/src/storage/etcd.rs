@@ -52,20 +52,19 @@ impl std::fmt::Debug for EtcdStorage {
 
 impl Keys {
     fn etcd_key(&self, namespace: &str, name: &str) -> String {
-        format!("{}{namespace}/{name}", self.prefix)
+        self.def.etcd_key(&self.prefix, namespace, name)
     }
 
     /// The cacher's key of an etcd key, if it names an object of the resource.
     pub(crate) fn cacher_key(&self, etcd_key: &str) -> Option<String> {
-        ResourceDef::parse_etcd_key(&self.prefix, etcd_key)
-            .map(|(namespace, name)| self.def.key(namespace, name))
+        self.def.parse_etcd_key(&self.prefix, etcd_key).map(|(namespace, name)| self.def.key(namespace, name))
     }
 
     /// The cacher's key and the object an etcd key-value holds; `None` for a key that
     /// names no object of the resource, or a value that is not one (logged).
     pub(crate) fn decode(&self, kv: &KeyValue) -> Option<(String, Object)> {
         let key = kv.key_str().ok()?;
-        let Some((namespace, name)) = ResourceDef::parse_etcd_key(&self.prefix, key) else {
+        let Some((namespace, name)) = self.def.parse_etcd_key(&self.prefix, key) else {
             tracing::warn!(key, "a key under the resource's prefix names no object; ignored");
             return None;
         };
