@@ -10,7 +10,7 @@
 //! defaults to `Opaque`; its `stringData` is merged into `data`).
 
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A built-in kind.
@@ -31,8 +31,10 @@ pub enum BuiltIn {
 
 impl BuiltIn {
     /// Whether `body` (a whole object, `kind` and `apiVersion` included) decodes as this
-    /// kind; `Err` says where it does not (`data.k: invalid type: …`).
-    pub(crate) fn decodes(self, body: &Value) -> Result<(), String> {
+    /// kind; `Err` says where it does not (`data.k: invalid type: …`). `Ok` holds the
+    /// fields the kind does not have (`spec.containers[0].colour`), which a strict
+    /// decoding refuses.
+    pub(crate) fn decodes(self, body: &Value) -> Result<Vec<String>, String> {
         use k8s_openapi::api::core::v1 as core;
         match self {
             Self::ConfigMap => decode::<core::ConfigMap>(body),
@@ -134,8 +136,8 @@ pub(crate) fn field_at<'a>(body: &'a Map<String, Value>, path: &str) -> &'a str 
         .unwrap_or("")
 }
 
-fn decode<'de, T: Deserialize<'de>>(body: &'de Value) -> Result<(), String> {
-    serde_path_to_error::deserialize::<_, T>(body).map(drop).map_err(|error| {
+fn decode<'de, T: Deserialize<'de> + Serialize>(body: &'de Value) -> Result<Vec<String>, String> {
+    let decoded: T = serde_path_to_error::deserialize(body).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if path == "." {
@@ -143,7 +145,35 @@ fn decode<'de, T: Deserialize<'de>>(body: &'de Value) -> Result<(), String> {
         } else {
             format!("{path}: {inner}")
         }
-    })
+    })?;
+    // What the type keeps of the body, encoded again: a field it dropped is one it does
+    // not have.
+    let kept = serde_json::to_value(&decoded).map_err(|error| error.to_string())?;
+    let mut unknown = Vec::new();
+    dropped(body, &kept, "", &mut unknown);
+    Ok(unknown)
+}
+
+/// The paths of the fields of `given` that `kept` lacks (a `null` is no field).
+fn dropped(given: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+    match (given, kept) {
+        (Value::Object(given), Value::Object(kept)) => {
+            for (key, value) in given {
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match kept.get(key) {
+                    Some(kept) => dropped(value, kept, &at, out),
+                    None if !value.is_null() => out.push(at),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(kept)) if given.len() == kept.len() => {
+            for (index, (given, kept)) in given.iter().zip(kept).enumerate() {
+                dropped(given, kept, &format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -190,9 +220,15 @@ mod tests {
             (BuiltIn::Pod, json!({ "spec": { "nodeName": "n", "containers": [{ "name": "c" }] } })),
             (BuiltIn::Event, json!({ "involvedObject": { "name": "a" }, "reason": "Made", "count": 2 })),
         ];
-        for (kind, body) in good {
-            kind.decodes(&body).unwrap_or_else(|error| panic!("{kind:?} {body}: {error}"));
+        let unknown = |kind: BuiltIn, body: &Value| {
+            kind.decodes(body).unwrap_or_else(|error| panic!("{kind:?} {body}: {error}"))
+        };
+        assert_eq!(unknown(good[0].0, &good[0].1), ["extra"]);
+        for (kind, body) in &good[1..] {
+            assert_eq!(unknown(*kind, body), Vec::<String>::new(), "{kind:?} {body}");
         }
+        let pod = json!({ "spec": { "containers": [{ "name": "c", "colour": "red" }], "nodeName": null }, "metadata": { "labels": {} } });
+        assert_eq!(unknown(BuiltIn::Pod, &pod), ["spec.containers[0].colour"]);
         let bad = [
             (BuiltIn::ConfigMap, json!({ "data": { "k": 1 } }), "data.k"),
             (BuiltIn::ConfigMap, json!({ "binaryData": { "k": "not base64!" } }), "binaryData.k"),

@@ -32,6 +32,9 @@
 //!   patches are JSON patches (RFC 6902), merge patches, or for built-in kinds strategic
 //!   merge patches (applied as merge patches); a delete answers a `Status` `Success` (a
 //!   pod's, the pod at the deleting revision);
+//! - **OpenAPI v3** (`/openapi/v3` and a document per group-version), from which kubectl
+//!   learns to send `fieldValidation` (`Strict`: a field the kind lacks is 400; `Warn`, the
+//!   default, a `Warning` header; `Ignore`) and `kubectl explain` reads the schemas;
 //! - **discovery** (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`, `/version`),
 //!   `/healthz`, `/readyz` and `/metrics` (Prometheus text).
 //!
@@ -73,6 +76,7 @@ mod metrics;
 mod namespaces;
 mod negotiation;
 mod object;
+mod openapi;
 mod query;
 mod registry;
 mod resource;

@@ -66,6 +66,8 @@ pub(crate) struct Submitted {
     metadata: Map<String, Value>,
     /// `metadata.resourceVersion` as sent: a compare-and-swap precondition on replace.
     pub(crate) resource_version: Option<u64>,
+    /// The fields a built-in kind does not have (kept; refused by a strict write).
+    pub(crate) unknown_fields: Vec<String>,
 }
 
 impl Submitted {
@@ -94,13 +96,14 @@ impl Submitted {
                 }
             }
         }
-        if let Some(builtin) = def.builtin {
-            builtin.decodes(&value).map_err(|error| {
+        let unknown_fields = match def.builtin {
+            None => Vec::new(),
+            Some(builtin) => builtin.decodes(&value).map_err(|error| {
                 ApiError::bad_request(format!(
                     "request body cannot be handled as a {api_version} {kind}: {error}"
                 ))
-            })?;
-        }
+            })?,
+        };
         let Value::Object(mut body) = value else { return Err(not_an_object()) };
         body.remove("kind");
         body.remove("apiVersion");
@@ -115,7 +118,7 @@ impl Submitted {
             Some(Value::String(text)) => Some(parse_resource_version(text)?),
             Some(_) => return Err(ApiError::bad_request("metadata.resourceVersion must be a string")),
         };
-        Ok(Self { body, metadata, resource_version })
+        Ok(Self { body, metadata, resource_version, unknown_fields })
     }
 
     /// `metadata.name` as sent, if it is a string.

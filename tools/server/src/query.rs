@@ -28,6 +28,27 @@ impl Query {
         self.0.iter().find(|(given, _)| given == name).map(|(_, value)| value.as_str())
     }
 
+    /// A parameter that names one of `choices` (absent or empty: `default`); 400 for any
+    /// other value, listing the choices.
+    pub(crate) fn choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(default),
+            Some(given) => choices
+                .iter()
+                .find(|(choice, _)| *choice == given)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = choices.iter().map(|(choice, _)| *choice).collect();
+                    ApiError::bad_request(format!("invalid {name} {given:?}: one of {}", names.join(", ")))
+                }),
+        }
+    }
+
     /// Whether a write is a dry run: `dryRun=All`, which may be repeated (it is a list).
     pub(crate) fn dry_run(&self) -> Result<bool, ApiError> {
         dry_run(self.0.iter().filter(|(name, _)| name == "dryRun").map(|(_, value)| value.as_str()))

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::status::ApiError;
 use crate::table::TableRequest;
 use crate::write::WriteOptions;
-use crate::{auth, limits, list, negotiation, validation, watch, write};
+use crate::{auth, limits, list, negotiation, openapi, validation, watch, write};
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
@@ -32,6 +32,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/apis", get(discovery::groups))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/version", get(discovery::version))
+        .route("/openapi/v3", get(openapi::index))
+        .route("/openapi/v3/api/{version}", get(openapi::core_document))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi::group_document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics));

@@ -63,16 +63,12 @@ pub(crate) enum IncludeObject {
 impl TableRequest {
     /// The table `version` asks for, with the query's `includeObject`.
     pub(crate) fn parse(version: TableVersion, query: &Query) -> Result<Self, ApiError> {
-        let include = match query.get("includeObject") {
-            None | Some("" | "Metadata") => IncludeObject::Metadata,
-            Some("None") => IncludeObject::None,
-            Some("Object") => IncludeObject::Object,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid includeObject {other:?}: None, Metadata or Object"
-                )))
-            }
-        };
+        let choices = [
+            ("None", IncludeObject::None),
+            ("Metadata", IncludeObject::Metadata),
+            ("Object", IncludeObject::Object),
+        ];
+        let include = query.choice("includeObject", &choices, IncludeObject::Metadata)?;
         Ok(Self { version, include })
     }
 }

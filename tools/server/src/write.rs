@@ -10,7 +10,7 @@ use crate::status::ApiError;
 use crate::storage::{Preconditions, Target};
 use crate::BuiltIn;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -143,12 +143,60 @@ pub(crate) struct WriteOptions {
     /// answers at the revision it was checked at; Kubernetes leaves its `resourceVersion`
     /// empty.
     pub(crate) dry_run: bool,
+    pub(crate) field_validation: FieldValidation,
 }
 
 impl WriteOptions {
     pub(crate) fn parse(query: &Query) -> Result<Self, ApiError> {
-        Ok(Self { dry_run: query.dry_run()? })
+        let choices = [
+            ("Ignore", FieldValidation::Ignore),
+            ("Warn", FieldValidation::Warn),
+            ("Strict", FieldValidation::Strict),
+        ];
+        let field_validation = query.choice("fieldValidation", &choices, FieldValidation::Warn)?;
+        Ok(Self { dry_run: query.dry_run()?, field_validation })
     }
+}
+
+/// `fieldValidation`: what a field of the body that a built-in kind does not have does
+/// to a write (it is kept unless refused; a custom resource keeps every field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldValidation {
+    Ignore,
+    /// The default, as in Kubernetes: the write happens with a `Warning` header per field.
+    Warn,
+    /// 400, naming every such field.
+    Strict,
+}
+
+/// The most `Warning` headers one answer carries.
+const MAX_WARNINGS: usize = 32;
+
+impl FieldValidation {
+    /// The warnings `unknown` fields earn, or the refusal.
+    fn check(self, unknown: &[String]) -> Result<Vec<String>, ApiError> {
+        let named = || unknown.iter().map(|field| format!("unknown field {field:?}"));
+        match self {
+            Self::Strict if !unknown.is_empty() => Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                named().take(MAX_WARNINGS).collect::<Vec<_>>().join(", ")
+            ))),
+            Self::Warn => Ok(named().take(MAX_WARNINGS).collect()),
+            Self::Ignore | Self::Strict => Ok(Vec::new()),
+        }
+    }
+}
+
+/// `response` with a `Warning` header (RFC 7234's `299 -` form, as Kubernetes sends
+/// them) per warning that fits in one.
+fn warned(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let quoted = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(value) = HeaderValue::from_str(&quoted) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// The response to a write: the object at the revision it got.
@@ -170,6 +218,7 @@ pub(crate) async fn create(
         (Some(namespace), false) => return Err(ApiError::no_such_path(&format!("namespaces/{namespace}"))),
     };
     let submitted = object_body(state, served, &headers, body).await?;
+    let warnings = options.field_validation.check(&submitted.unknown_fields)?;
     let identity = Identity::new();
     let name = submitted.name(&served.def, &identity.uid)?;
     let object = submitted.into_object(&served.def, namespace, name.clone(), identity)?;
@@ -179,7 +228,7 @@ pub(crate) async fn create(
     }
     let target = Target { resource: &served.group_resource, namespace, name: &name };
     let stored = served.delegator.create(target, object, options.dry_run).await?;
-    Ok(written(served, StatusCode::CREATED, &stored.object, stored.revision))
+    Ok(warned(written(served, StatusCode::CREATED, &stored.object, stored.revision), &warnings))
 }
 
 pub(crate) async fn replace(
@@ -190,11 +239,13 @@ pub(crate) async fn replace(
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let submitted = object_body(state, served, &headers, body).await?;
+    let warnings = options.field_validation.check(&submitted.unknown_fields)?;
     let precondition = submitted.resource_version;
-    update(served, (namespace, name), (precondition, options), &|current: &Object| {
+    let response = update(served, (namespace, name), (precondition, options), &|current: &Object| {
         replacement(served, (namespace, name), submitted.clone(), current)
     })
-    .await
+    .await?;
+    Ok(warned(response, &warnings))
 }
 
 pub(crate) async fn patch(
@@ -208,13 +259,19 @@ pub(crate) async fn patch(
     let body = read_body(state, &headers, body).await?;
     let patch = PatchKind::parse(served, given, &body)?;
     let precondition = patch.precondition()?;
-    update(served, (namespace, name), (precondition, options), &|current: &Object| {
+    // The warnings of the attempt that was written (a retried one computes them again).
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let response = update(served, (namespace, name), (precondition, options), &|current: &Object| {
         let mut value = current.to_value(&served.head);
         patch.apply(&mut value)?;
         let submitted = Submitted::from_value(value, &served.def)?;
+        let checked = options.field_validation.check(&submitted.unknown_fields)?;
+        *warnings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = checked;
         replacement(served, (namespace, name), submitted, current)
     })
-    .await
+    .await?;
+    let warnings = warnings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(warned(response, &warnings))
 }
 
 /// The object `submitted` makes of `current`: same identity, same name.

@@ -526,3 +526,68 @@ async fn a_watch_not_read_holds_a_chunk_of_its_events_not_all_of_them() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_are_refused_warned_or_kept_as_field_validation_says_and_openapi_says_so() {
+    let server = Running::start(Settings::default()).await;
+    let raw = Raw::new(&server);
+    let send = |query: &str, name: &str| {
+        let body = json!({ "metadata": { "name": name }, "data": { "k": "v" }, "bogus": { "deep": 1 } });
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("{MAPS}{query}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string().into_bytes()))
+            .unwrap();
+        let client = raw.0.clone();
+        async move {
+            let response = client.send(request).await.expect("a response");
+            let warnings: Vec<String> = response
+                .headers()
+                .get_all("warning")
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect();
+            (response.status().as_u16(), warnings)
+        }
+    };
+    let (code, _) = send("?fieldValidation=Strict", "strict").await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        send("?fieldValidation=Warn", "warned").await,
+        (201, vec![r#"299 - "unknown field \"bogus\"""#.to_owned()])
+    );
+    assert_eq!(send("", "by-default").await.1.len(), 1, "Warn is the default");
+    assert_eq!(send("?fieldValidation=Ignore", "ignored").await, (201, Vec::new()));
+    assert_eq!(send("?fieldValidation=Loose", "bad").await.0, 400);
+    let (_, listed) = raw.get(MAPS).await;
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["by-default", "ignored", "warned"], "nothing refused was stored");
+
+    // What kubectl reads to send `fieldValidation`, and `kubectl explain` to find a kind.
+    let (_, index) = raw.get("/openapi/v3").await;
+    let url = index["paths"]["api/v1"]["serverRelativeURL"].as_str().expect("the core document");
+    let (code, document) = raw.get(url).await;
+    assert_eq!(code, 200);
+    let patch = &document["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"],
+        json!({ "group": "", "version": "v1", "kind": "ConfigMap" })
+    );
+    assert!(patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|parameter| parameter["name"] == "fieldValidation"));
+    let schema = &document["components"]["schemas"]["io.k8s.api.core.v1.ConfigMap"];
+    assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "ConfigMap");
+    assert_eq!(schema["properties"]["data"]["additionalProperties"]["type"], "string");
+    assert!(document["paths"].get("/api/v1/namespaces").is_some(), "namespaces are cluster-scoped");
+    assert_eq!(raw.get("/openapi/v3/apis/example.com/v1").await.0, 404);
+    server.stop().await;
+}

@@ -107,6 +107,16 @@ impl Kubectl {
     }
 }
 
+/// The minor version in `kubectl version --client`'s first line: `v1.32.4` or
+/// `Minor:"20"` (kubectl 1.20's form).
+fn minor(version: &str) -> Option<u32> {
+    let digits = |text: &str| text.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok();
+    version
+        .split_once("Minor:\"")
+        .and_then(|(_, rest)| digits(rest))
+        .or_else(|| version.split_once("v1.").and_then(|(_, rest)| digits(rest)))
+}
+
 /// A server on a runtime of its own, and a kubectl with a home of its own for it.
 struct Session {
     runtime: tokio::runtime::Runtime,
@@ -321,13 +331,37 @@ fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
     // `create configmap` as protobuf, not served yet; `create -f` is JSON).
     for (at, (version, kubectl)) in kubectls.iter().enumerate() {
         let name = format!("map{at}");
-        let created = kubectl.stdout(&[
-            "create",
-            "--validate=false",
-            "-f",
-            manifest(&dir, &name, "x").to_str().unwrap(),
-        ]);
-        assert_eq!(created.trim(), format!("configmap/{name} created"), "{version}");
+        let path = manifest(&dir, &name, "x");
+        let path = path.to_str().unwrap();
+        // From 1.27 kubectl validates through the server (`fieldValidation=Strict`, found in
+        // the OpenAPI v3 document), so its defaults work; 1.20 validates against OpenAPI v2.
+        if minor(version).is_some_and(|minor| minor >= 27) {
+            assert_eq!(
+                kubectl.stdout(&["apply", "-f", path]).trim(),
+                format!("configmap/{name} created"),
+                "{version}"
+            );
+            let again = kubectl.stdout(&["apply", "-f", path]);
+            assert_eq!(again.trim(), format!("configmap/{name} unchanged"), "{version}");
+            let explained = kubectl.stdout(&["explain", "configmap.data"]);
+            assert!(
+                explained.contains("ConfigMap") && explained.contains("map[string]string"),
+                "{version}: {explained}"
+            );
+            let bogus = dir.join(format!("{name}-bogus.yaml"));
+            let body =
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-bogus\nbogus: 1\n");
+            std::fs::write(&bogus, body).unwrap();
+            let refused = kubectl.command(&["create", "-f", bogus.to_str().unwrap()]).output().unwrap();
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                !refused.status.success() && stderr.contains(r#"unknown field "bogus""#),
+                "{version}: {stderr}"
+            );
+        } else {
+            let created = kubectl.stdout(&["create", "--validate=false", "-f", path]);
+            assert_eq!(created.trim(), format!("configmap/{name} created"), "{version}");
+        }
         let table = kubectl.stdout(&["get", "configmap", &name]);
         let rows: Vec<Vec<&str>> = table.lines().map(|line| line.split_whitespace().collect()).collect();
         assert_eq!(

@@ -485,8 +485,10 @@ async fn check(soak: &Soak, checks: &mut [StreamCheck]) {
         let waited = Instant::now();
         while soak.truth.lock().unwrap().revision < newest {
             if waited.elapsed() > Duration::from_secs(30) {
-                return soak
-                    .violation(format!("etcd's own watch never reached acknowledged revision {newest}"));
+                let reached = soak.truth.lock().unwrap().revision;
+                return soak.violation(format!(
+                    "etcd's own watch never reached acknowledged revision {newest} (it reached {reached})"
+                ));
             }
             tokio::time::sleep(cluster::POLL).await;
         }
