@@ -31,17 +31,17 @@ pub enum BuiltIn {
 
 impl BuiltIn {
     /// Whether `body` (a whole object, `kind` and `apiVersion` included) decodes as this
-    /// kind; `Err` says where it does not (`data.k: invalid type: …`). `Ok` holds the
-    /// fields the kind does not have (`spec.containers[0].colour`), which a strict
-    /// decoding refuses.
-    pub(crate) fn decodes(self, body: &Value) -> Result<Vec<String>, String> {
+    /// kind; `Err` says where it does not (`data.k: invalid type: …`). With `Unknown::List`,
+    /// `Ok` holds the fields the kind does not have (`spec.containers[0].colour`), which
+    /// a strict write refuses; a read of what is stored skips that work.
+    pub(crate) fn decodes(self, body: &Value, unknown: Unknown) -> Result<Vec<String>, String> {
         use k8s_openapi::api::core::v1 as core;
         match self {
-            Self::ConfigMap => decode::<core::ConfigMap>(body),
-            Self::Pod => decode::<core::Pod>(body),
-            Self::Secret => decode::<core::Secret>(body),
-            Self::Event => decode::<core::Event>(body),
-            Self::Namespace => decode::<core::Namespace>(body),
+            Self::ConfigMap => decode::<core::ConfigMap>(body, unknown),
+            Self::Pod => decode::<core::Pod>(body, unknown),
+            Self::Secret => decode::<core::Secret>(body, unknown),
+            Self::Event => decode::<core::Event>(body, unknown),
+            Self::Namespace => decode::<core::Namespace>(body, unknown),
         }
     }
 }
@@ -128,15 +128,31 @@ fn complete_namespace(body: &mut Map<String, Value>) {
 /// The string at a dotted `path` of `body`; empty when absent, as Kubernetes reads an
 /// unset field.
 pub(crate) fn field_at<'a>(body: &'a Map<String, Value>, path: &str) -> &'a str {
-    let mut parts = path.split('.');
-    let first = parts.next().and_then(|part| body.get(part));
-    parts
-        .fold(first, |value, part| value.and_then(|value| value.get(part)))
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+    body.get(first).map_or("", |value| string_at(value, rest))
 }
 
-fn decode<'de, T: Deserialize<'de> + Serialize>(body: &'de Value) -> Result<Vec<String>, String> {
+/// The string at a dotted `path` below `value` (the empty path: `value` itself); empty
+/// when absent.
+pub(crate) fn string_at<'a>(value: &'a Value, path: &str) -> &'a str {
+    let found =
+        path.split('.').filter(|part| !part.is_empty()).try_fold(value, |value, part| value.get(part));
+    found.and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a decode lists the fields the kind does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unknown {
+    /// A write: the fields are listed, for `fieldValidation`.
+    List,
+    /// A read of a stored object (written through a server that checked it).
+    Skip,
+}
+
+fn decode<'de, T: Deserialize<'de> + Serialize>(
+    body: &'de Value,
+    unknown: Unknown,
+) -> Result<Vec<String>, String> {
     let decoded: T = serde_path_to_error::deserialize(body).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
@@ -146,6 +162,9 @@ fn decode<'de, T: Deserialize<'de> + Serialize>(body: &'de Value) -> Result<Vec<
             format!("{path}: {inner}")
         }
     })?;
+    if unknown == Unknown::Skip {
+        return Ok(Vec::new());
+    }
     // What the type keeps of the body, encoded again: a field it dropped is one it does
     // not have.
     let kept = serde_json::to_value(&decoded).map_err(|error| error.to_string())?;
@@ -178,7 +197,7 @@ fn dropped(given: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{field_at, BuiltIn};
+    use super::{field_at, BuiltIn, Unknown};
     use serde_json::{json, Value};
 
     #[test]
@@ -221,7 +240,7 @@ mod tests {
             (BuiltIn::Event, json!({ "involvedObject": { "name": "a" }, "reason": "Made", "count": 2 })),
         ];
         let unknown = |kind: BuiltIn, body: &Value| {
-            kind.decodes(body).unwrap_or_else(|error| panic!("{kind:?} {body}: {error}"))
+            kind.decodes(body, Unknown::List).unwrap_or_else(|error| panic!("{kind:?} {body}: {error}"))
         };
         assert_eq!(unknown(good[0].0, &good[0].1), ["extra"]);
         for (kind, body) in &good[1..] {
@@ -238,7 +257,7 @@ mod tests {
             (BuiltIn::Event, json!({ "count": "two" }), "count"),
         ];
         for (kind, body, path) in bad {
-            let error = kind.decodes(&body).expect_err(&body.to_string());
+            let error = kind.decodes(&body, Unknown::List).expect_err(&body.to_string());
             assert!(error.starts_with(path), "{kind:?} {body}: {error}");
         }
     }

@@ -7,6 +7,7 @@
 //! copying bytes: an event reaching a thousand watchers is encoded once, as Kubernetes'
 //! `cachingObject` does.
 
+use crate::builtin::Unknown;
 use crate::resource::ResourceDef;
 use crate::status::{ApiError, FieldError};
 use crate::validation;
@@ -75,13 +76,21 @@ impl Submitted {
     /// when present, name this resource, and which decodes as the kind's type if it is
     /// a built-in one.
     pub(crate) fn parse(bytes: &[u8], def: &ResourceDef) -> Result<Self, ApiError> {
+        Self::parse_as(bytes, def, Unknown::List)
+    }
+
+    fn parse_as(bytes: &[u8], def: &ResourceDef, unknown: Unknown) -> Result<Self, ApiError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|error| ApiError::bad_request(format!("request body is not valid json: {error}")))?;
-        Self::from_value(value, def)
+        Self::read(value, def, unknown)
     }
 
     /// [`Self::parse`] of a body already parsed (a patched object).
     pub(crate) fn from_value(value: Value, def: &ResourceDef) -> Result<Self, ApiError> {
+        Self::read(value, def, Unknown::List)
+    }
+
+    fn read(value: Value, def: &ResourceDef, unknown: Unknown) -> Result<Self, ApiError> {
         let not_an_object = || ApiError::bad_request("request body must be a json object");
         if !value.is_object() {
             return Err(not_an_object());
@@ -98,7 +107,7 @@ impl Submitted {
         }
         let unknown_fields = match def.builtin {
             None => Vec::new(),
-            Some(builtin) => builtin.decodes(&value).map_err(|error| {
+            Some(builtin) => builtin.decodes(&value, unknown).map_err(|error| {
                 ApiError::bad_request(format!(
                     "request body cannot be handled as a {api_version} {kind}: {error}"
                 ))
@@ -313,7 +322,7 @@ impl Object {
         def: &ResourceDef,
         (namespace, name): (&str, &str),
     ) -> Result<Self, ApiError> {
-        let submitted = Submitted::parse(bytes, def)?;
+        let submitted = Submitted::parse_as(bytes, def, Unknown::Skip)?;
         let identity = submitted.stored_identity();
         let mut object = submitted.into_object(def, namespace, name.to_owned(), identity)?;
         object.revision = revision;

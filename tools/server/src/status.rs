@@ -29,6 +29,23 @@ struct Details {
     kind: String,
 }
 
+impl Details {
+    /// `name` of `resource`, group-qualified as Kubernetes writes it (`configmaps`,
+    /// `widgets.example.com`): the details carry the plural and the group.
+    fn of(resource: &str, name: &str) -> Self {
+        let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
+        Self { name: name.to_owned(), group: group.to_owned(), kind: plural.to_owned() }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut details = json!({ "name": self.name, "kind": self.kind });
+        if !self.group.is_empty() {
+            details["group"] = json!(self.group);
+        }
+        details
+    }
+}
+
 /// A machine-readable cause in a `Status`'s details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Cause {
@@ -111,12 +128,7 @@ impl ApiError {
     /// Names the object: `resource` is group-qualified as Kubernetes writes it
     /// (`configmaps`, `widgets.example.com`); the details carry the plural and the group.
     fn about(mut self, resource: &str, name: &str) -> Self {
-        let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
-        self.details = Some(Box::new(Details {
-            name: name.to_owned(),
-            group: group.to_owned(),
-            kind: plural.to_owned(),
-        }));
+        self.details = Some(Box::new(Details::of(resource, name)));
         self
     }
 
@@ -309,10 +321,7 @@ impl ApiError {
             "code": self.code.as_u16(),
         });
         if let Some(details) = &self.details {
-            status["details"] = json!({ "name": details.name, "kind": details.kind });
-            if !details.group.is_empty() {
-                status["details"]["group"] = json!(details.group);
-            }
+            status["details"] = details.to_json();
         }
         if let Some(retry_after) = self.retry_after {
             status["details"]["retryAfterSeconds"] = json!(retry_after.as_secs().max(1));
@@ -327,11 +336,7 @@ impl ApiError {
 /// The answer to a delete of a resource that does not answer with the deleted object: a
 /// `Status` `Success` naming it, as kube-apiserver answers.
 pub(crate) fn deleted(resource: &str, name: &str, uid: &str) -> Response {
-    let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
-    let mut details = json!({ "name": name, "kind": plural });
-    if !group.is_empty() {
-        details["group"] = json!(group);
-    }
+    let mut details = Details::of(resource, name).to_json();
     if !uid.is_empty() {
         details["uid"] = json!(uid);
     }

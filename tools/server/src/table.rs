@@ -138,9 +138,9 @@ fn columns(builtin: Option<BuiltIn>) -> Vec<Column> {
     }
 }
 
-/// `value`'s string at a dotted `path`.
+/// `value`'s string at a dotted `path`, if set and not empty.
 fn text<'a>(value: &'a Value, path: &str) -> Option<&'a str> {
-    path.split('.').try_fold(value, |value, part| value.get(part))?.as_str().filter(|text| !text.is_empty())
+    Some(crate::builtin::string_at(value, path)).filter(|text| !text.is_empty())
 }
 
 /// The entries of `value`'s object at `field`.
