@@ -91,7 +91,7 @@ impl Kubectl {
     }
 
     /// Starts `kubectl args…` and returns it with a channel of its output lines.
-    fn spawn(&self, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    fn spawn(&self, args: &[&str]) -> (Background, mpsc::Receiver<String>) {
         let mut child =
             self.command(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("kubectl runs");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -103,7 +103,25 @@ impl Kubectl {
                 }
             }
         });
-        (child, received)
+        (Background(child), received)
+    }
+}
+
+/// A kubectl started in the background, killed when dropped: a failed test leaves no
+/// `kubectl get --watch` behind.
+struct Background(Child);
+
+impl Background {
+    /// Waits for it to exit by itself.
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().expect("kubectl is waited for")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -197,7 +215,7 @@ fn kubectl_creates_gets_watches_and_deletes() {
 
     // A watch: a header, the current objects, then the changes made meanwhile (kubectl
     // prints EVENT NAME DATA AGE, each event a table of one row).
-    let (mut watch, lines) = kubectl.spawn(&["get", "configmaps", "--watch", "--output-watch-events"]);
+    let (watch, lines) = kubectl.spawn(&["get", "configmaps", "--watch", "--output-watch-events"]);
     let expect = |wanted: &str| {
         let line = lines.recv_timeout(HANG).unwrap_or_else(|_| panic!("kubectl printed no {wanted:?}"));
         let columns: Vec<&str> = line.split_whitespace().take(2).collect();
@@ -215,8 +233,7 @@ fn kubectl_creates_gets_watches_and_deletes() {
     assert_eq!(tier, "front");
     assert_eq!(kubectl.stdout(&["delete", "configmap", "three"]).trim(), "configmap \"three\" deleted");
     expect("DELETED three");
-    watch.kill().expect("the watch stops");
-    let _ = watch.wait();
+    drop(watch);
 
     let missing = kubectl.command(&["get", "configmap", "three"]).output().unwrap();
     assert!(!missing.status.success());
@@ -372,7 +389,7 @@ fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
         let yaml = kubectl.stdout(&["get", "configmap", &name, "-o", "yaml"]);
         assert!(yaml.contains("greeting: hello") && yaml.contains("kind: ConfigMap"), "{version}: {yaml}");
 
-        let (mut watch, lines) = kubectl.spawn(&["get", "configmap", &name, "--watch"]);
+        let (watch, lines) = kubectl.spawn(&["get", "configmap", &name, "--watch"]);
         let next =
             || lines.recv_timeout(HANG).unwrap_or_else(|_| panic!("{version}: the watch printed nothing"));
         assert!(next().starts_with("NAME"), "{version}");
@@ -388,8 +405,7 @@ fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
             let cells: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(cells[0], name, "{version} {kind}: {line}");
         }
-        watch.kill().expect("the watch stops");
-        let _ = watch.wait();
+        drop(watch);
         let data = kubectl.stdout(&[
             "get",
             "configmap",
@@ -446,7 +462,7 @@ fn kubectl_creates_lists_and_deletes_namespaces_with_what_they_hold() {
         assert!(watching.elapsed() < HANG, "kubectl wait never watched");
     }
     assert_eq!(kubectl.stdout(&["delete", "namespace", "team"]).trim(), "namespace \"team\" deleted");
-    assert!(wait.wait().unwrap().success(), "kubectl wait saw the delete");
+    assert!(wait.wait().success(), "kubectl wait saw the delete");
     // Its objects went with it; another namespace's stayed.
     assert_eq!(names(&["get", "configmaps", "--all-namespaces"]), ["default"]);
     let refused = kubectl.command(&["delete", "namespace", "default"]).output().unwrap();
