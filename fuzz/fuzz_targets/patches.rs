@@ -1,9 +1,10 @@
 //! Patches of an existing object, in every patch type a client sends (the ones the
-//! server refuses included); the first byte picks the type, the rest is the patch.
+//! server refuses included); the first byte picks the type, the object (a configmap or a
+//! pod, whose lists a strategic merge patch merges) and a dry run; the rest is the patch.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use watchcache_fuzz::{check, MAPS, SEEDED};
+use watchcache_fuzz::{check, MAPS, PODS, SEEDED};
 
 const TYPES: [&str; 5] = [
     "application/merge-patch+json",
@@ -16,6 +17,7 @@ const TYPES: [&str; 5] = [
 fuzz_target!(|input: &[u8]| {
     let Some((&choice, patch)) = input.split_first() else { return };
     let content_type = TYPES[usize::from(choice) % TYPES.len()];
-    let uri = format!("{MAPS}/{SEEDED}{}", if choice & 0x80 == 0 { "" } else { "?dryRun=All" });
+    let collection = if choice & 0x40 == 0 { MAPS } else { PODS };
+    let uri = format!("{collection}/{SEEDED}{}", if choice & 0x80 == 0 { "" } else { "?dryRun=All" });
     check(http::Method::PATCH, &uri, Some(content_type), patch.to_vec());
 });

@@ -9,8 +9,10 @@ use std::time::Duration;
 use tower::ServiceExt;
 use watchcache_server::{Server, Settings};
 
-/// The collection every request is about, and the object the server starts with.
+/// The collections requests are about; each starts with one object named [`SEEDED`] (the
+/// pod with the lists a strategic merge patch merges).
 pub const MAPS: &str = "/api/v1/namespaces/default/configmaps";
+pub const PODS: &str = "/api/v1/namespaces/default/pods";
 pub const SEEDED: &str = "seeded";
 
 struct Harness {
@@ -40,6 +42,13 @@ fn harness() -> &'static Harness {
             );
             let created =
                 send(&router, Method::POST, MAPS, Some("application/json"), body.into_bytes()).await;
+            assert_eq!(created.0, StatusCode::CREATED);
+            let pod = format!(
+                r#"{{"metadata":{{"name":"{SEEDED}","finalizers":["a"]}},"spec":{{"containers":[
+                    {{"name":"web","image":"nginx","ports":[{{"containerPort":80}}],"env":[{{"name":"A","value":"1"}}]}},
+                    {{"name":"sidecar","image":"busybox"}}]}}}}"#
+            );
+            let created = send(&router, Method::POST, PODS, Some("application/json"), pod.into_bytes()).await;
             assert_eq!(created.0, StatusCode::CREATED);
             // The server lives as long as the process; its router holds what it needs.
             std::mem::forget(server);

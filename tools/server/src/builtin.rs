@@ -9,6 +9,7 @@
 //! `ToSelectableFields`), and what Kubernetes fills in on a write (a secret's `type`
 //! defaults to `Opaque`; its `stringData` is merged into `data`).
 
+use crate::strategic::ListMerge;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -80,6 +81,52 @@ impl BuiltIn {
         }
     }
 
+    /// The lists a strategic merge patch merges rather than replaces, by dotted path (a
+    /// list's elements add no segment): Kubernetes' `patchStrategy:"merge"` fields of the
+    /// kind, with their `patchMergeKey`. No crate carries these tags (`k8s-openapi`'s
+    /// types encode list keys only inside their merge code), so they are stated here, for
+    /// the kinds served.
+    pub(crate) fn list_merges(self) -> &'static [(&'static str, ListMerge)] {
+        use ListMerge::{AsSet, ByKey};
+        match self {
+            Self::ConfigMap | Self::Secret | Self::Event => OBJECT_META_MERGES,
+            Self::Namespace => &[
+                ("metadata.finalizers", AsSet),
+                ("metadata.ownerReferences", ByKey("uid")),
+                ("status.conditions", ByKey("type")),
+            ],
+            Self::Pod => &[
+                ("metadata.finalizers", AsSet),
+                ("metadata.ownerReferences", ByKey("uid")),
+                ("spec.volumes", ByKey("name")),
+                ("spec.imagePullSecrets", ByKey("name")),
+                ("spec.hostAliases", ByKey("ip")),
+                ("spec.topologySpreadConstraints", ByKey("topologyKey")),
+                ("spec.resourceClaims", ByKey("name")),
+                ("spec.schedulingGates", ByKey("name")),
+                ("spec.containers", ByKey("name")),
+                ("spec.containers.ports", ByKey("containerPort")),
+                ("spec.containers.env", ByKey("name")),
+                ("spec.containers.volumeMounts", ByKey("mountPath")),
+                ("spec.containers.volumeDevices", ByKey("devicePath")),
+                ("spec.initContainers", ByKey("name")),
+                ("spec.initContainers.ports", ByKey("containerPort")),
+                ("spec.initContainers.env", ByKey("name")),
+                ("spec.initContainers.volumeMounts", ByKey("mountPath")),
+                ("spec.initContainers.volumeDevices", ByKey("devicePath")),
+                ("spec.ephemeralContainers", ByKey("name")),
+                ("spec.ephemeralContainers.ports", ByKey("containerPort")),
+                ("spec.ephemeralContainers.env", ByKey("name")),
+                ("spec.ephemeralContainers.volumeMounts", ByKey("mountPath")),
+                ("spec.ephemeralContainers.volumeDevices", ByKey("devicePath")),
+                ("status.conditions", ByKey("type")),
+                ("status.podIPs", ByKey("ip")),
+                ("status.hostIPs", ByKey("ip")),
+                ("status.resourceClaimStatuses", ByKey("name")),
+            ],
+        }
+    }
+
     /// Fills in what Kubernetes fills in on a write of `body` (the object without
     /// `metadata`, which decoded as this kind).
     pub(crate) fn complete(self, body: &mut Map<String, Value>) {
@@ -107,6 +154,10 @@ impl BuiltIn {
         }
     }
 }
+
+/// The merged lists every object has, in its `metadata`.
+const OBJECT_META_MERGES: &[(&str, ListMerge)] =
+    &[("metadata.finalizers", ListMerge::AsSet), ("metadata.ownerReferences", ListMerge::ByKey("uid"))];
 
 /// A namespace is `Active` and finalized by `kubernetes` unless it says otherwise (the
 /// server deletes a namespace's objects with it, so nothing waits on the finalizer).

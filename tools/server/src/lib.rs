@@ -30,7 +30,8 @@
 //!   `metadata.resourceVersion` is a compare-and-swap decided in order by the cacher
 //!   (409 `Conflict` when stale); creating an existing name is 409 `AlreadyExists`;
 //!   patches are JSON patches (RFC 6902), merge patches, or for built-in kinds strategic
-//!   merge patches (applied as merge patches); a delete answers a `Status` `Success` (a
+//!   merge patches (lists merged by the kind's merge keys, `$patch` and the other
+//!   directives read); a delete answers a `Status` `Success` (a
 //!   pod's, the pod at the deleting revision);
 //! - **OpenAPI v3** (`/openapi/v3` and a document per group-version), from which kubectl
 //!   learns to send `fieldValidation` (`Strict`: a field the kind lacks is 400; `Warn`, the
@@ -86,6 +87,7 @@ mod serve;
 mod state;
 mod status;
 mod storage;
+mod strategic;
 mod table;
 mod validation;
 mod watch;

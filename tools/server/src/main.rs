@@ -9,7 +9,8 @@ use std::time::Duration;
 use watchcache::SlowWatcherPolicy;
 use watchcache_server::{ResourceDef, Server, Settings, StorageSettings, TlsFiles};
 
-/// Serves configmaps, pods and any resource named with --resource over the Kubernetes
+/// Serves configmaps, pods, secrets, events, namespaces and any resource named with
+/// --resource over the Kubernetes
 /// list/watch API from watchcache cachers: of the server's own memory by default, or of
 /// etcd with --etcd-servers.
 #[derive(Debug, Parser)]

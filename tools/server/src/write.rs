@@ -29,9 +29,11 @@ const APPLY_PATCH: &str = "application/apply-patch+yaml";
 enum PatchKind {
     /// RFC 6902: a list of operations, applied in order, all or none.
     Json(json_patch::Patch),
-    /// RFC 7386. A strategic merge patch is applied as one (lists replaced whole, no
-    /// `$patch` directives); Kubernetes takes one only for its built-in kinds.
+    /// RFC 7386.
     Merge(serde_json::Value),
+    /// A merge that merges the lists the kind declares mergeable, with directives (see
+    /// `strategic.rs`); Kubernetes takes one only for its built-in kinds.
+    Strategic(BuiltIn, serde_json::Value),
 }
 
 impl PatchKind {
@@ -43,10 +45,15 @@ impl PatchKind {
             })?;
             return Ok(Self::Json(operations));
         }
-        if is_media_type(content_type, MERGE_PATCH) || (strategic && served.def.builtin.is_some()) {
-            let patch = serde_json::from_slice(body)
-                .map_err(|error| ApiError::bad_request(format!("patch is not valid json: {error}")))?;
-            return Ok(Self::Merge(patch));
+        let merge = || {
+            serde_json::from_slice(body)
+                .map_err(|error| ApiError::bad_request(format!("patch is not valid json: {error}")))
+        };
+        if is_media_type(content_type, MERGE_PATCH) {
+            return Ok(Self::Merge(merge()?));
+        }
+        if let (true, Some(kind)) = (strategic, served.def.builtin) {
+            return Ok(Self::Strategic(kind, merge()?));
         }
         if is_media_type(content_type, APPLY_PATCH) {
             return Err(ApiError::unsupported_media_type_because(
@@ -65,7 +72,7 @@ impl PatchKind {
 
     /// A `resourceVersion` the patch sets: a precondition, as in Kubernetes.
     fn precondition(&self) -> Result<Option<u64>, ApiError> {
-        let Self::Merge(patch) = self else { return Ok(None) };
+        let (Self::Merge(patch) | Self::Strategic(_, patch)) = self else { return Ok(None) };
         patch["metadata"]["resourceVersion"].as_str().map(parse_resource_version).transpose()
     }
 
@@ -78,6 +85,9 @@ impl PatchKind {
                 json_patch::merge(value, patch);
                 Ok(())
             }
+            Self::Strategic(kind, patch) => crate::strategic::apply(*kind, value, patch).map_err(|error| {
+                ApiError::bad_request(format!("strategic merge patch does not apply: {error}"))
+            }),
         }
     }
 }

@@ -335,6 +335,24 @@ fn kubectl_describes_configmaps_and_secrets_with_the_events_about_them_and_print
         "jsonpath={.data.colour} {.data.size} {.metadata.labels.tier}",
     ]);
     assert_eq!(patched, "red 4 front");
+
+    // A strategic merge patch merges a pod's containers by name: `b` changes, `a` stays.
+    let out = kubectl.stdout(&[
+        "patch",
+        "pod",
+        "web",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"b","image":"web:2"}]}}"#,
+    ]);
+    assert_eq!(out.trim(), "pod/web patched");
+    let containers = kubectl.stdout(&[
+        "get",
+        "pod",
+        "web",
+        "-o",
+        "jsonpath={.spec.containers[*].name} {.spec.containers[*].image}",
+    ]);
+    assert_eq!(containers, "a b x web:2");
     session.stop();
 }
 
@@ -360,6 +378,30 @@ fn every_kubectl_here_prints_tables_watches_patches_and_describes() {
             );
             let again = kubectl.stdout(&["apply", "-f", path]);
             assert_eq!(again.trim(), format!("configmap/{name} unchanged"), "{version}");
+            // A second apply of a changed pod is a strategic merge patch with
+            // `$setElementOrder/containers`: the changed container merges by name.
+            let pod = dir.join(format!("{name}-pod.yaml"));
+            let manifest = |image: &str| {
+                format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}-pod\nspec:\n  containers:\n  - name: a\n    \
+                     image: {image}\n    ports:\n    - containerPort: 80\n  - name: b\n    image: x\n"
+                )
+            };
+            std::fs::write(&pod, manifest("web:1")).unwrap();
+            let applied = kubectl.stdout(&["apply", "-f", pod.to_str().unwrap()]);
+            assert_eq!(applied.trim(), format!("pod/{name}-pod created"), "{version}");
+            std::fs::write(&pod, manifest("web:2")).unwrap();
+            let applied = kubectl.stdout(&["apply", "-f", pod.to_str().unwrap()]);
+            assert_eq!(applied.trim(), format!("pod/{name}-pod configured"), "{version}");
+            let containers = kubectl.stdout(&[
+                "get",
+                "pod",
+                &format!("{name}-pod"),
+                "-o",
+                "jsonpath={.spec.containers[*].name} {.spec.containers[*].image} {.spec.containers[0].ports[0].containerPort}",
+            ]);
+            assert_eq!(containers, "a b web:2 x 80", "{version}");
+            kubectl.run(&["delete", "-f", pod.to_str().unwrap()]);
             let explained = kubectl.stdout(&["explain", "configmap.data"]);
             assert!(
                 explained.contains("ConfigMap") && explained.contains("map[string]string"),

@@ -177,3 +177,51 @@ async fn a_cluster_scoped_custom_resource_lives_outside_namespaces() {
     assert_eq!((code, json_of(&deleted)["status"].as_str()), (200, Some("Success")));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategic_merge_patch_merges_a_pods_lists_by_their_keys() {
+    let server = Running::start(Settings::default()).await;
+    let client = Client::try_from(Config::new(server.url().parse().unwrap())).unwrap();
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({ "metadata": { "name": "p", "finalizers": ["a"] }, "spec": { "containers": [
+        { "name": "web", "image": "nginx:1", "env": [{ "name": "A", "value": "1" }] },
+        { "name": "sidecar", "image": "busybox" },
+    ] } });
+    assert_eq!(request(&client, "POST", pods, Some(pod)).await.0, 201);
+    let path = format!("{pods}/p");
+    let strategic = |body: Value| {
+        let (client, path) = (&client, &path);
+        async move {
+            let (code, body) =
+                typed_request(client, ("PATCH", path), "application/strategic-merge-patch+json", Some(body))
+                    .await;
+            (code, json_of(&body))
+        }
+    };
+    let (code, patched) = strategic(json!({
+        "metadata": { "finalizers": ["b"] },
+        "spec": {
+            "$setElementOrder/containers": [{ "name": "sidecar" }, { "name": "web" }],
+            "containers": [{ "name": "web", "image": "nginx:2", "env": [{ "name": "B", "value": "2" }] }],
+        },
+    }))
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["finalizers"], json!(["a", "b"]), "a set of strings");
+    assert_eq!(
+        patched["spec"]["containers"],
+        json!([
+            { "name": "sidecar", "image": "busybox" },
+            { "name": "web", "image": "nginx:2", "env": [{ "name": "A", "value": "1" }, { "name": "B", "value": "2" }] },
+        ]),
+        "merged by name, env by name, in the order asked"
+    );
+
+    // A patch that breaks the rules is 400, and the pod stays as it was.
+    let (code, refused) = strategic(json!({ "spec": { "containers": [{ "image": "no-name" }] } })).await;
+    assert_eq!((code, refused["reason"].as_str()), (400, Some("BadRequest")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("does not have name"), "{refused}");
+    let (_, now) = request(&client, "GET", &path, None).await;
+    assert_eq!(json_of(&now), patched, "unchanged by the refused patch");
+    server.stop().await;
+}

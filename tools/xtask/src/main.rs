@@ -4,13 +4,19 @@
 //!
 //! - `protoc` from the `protoc-bin-vendored` crate (the plugins' and the etcd client's
 //!   generated code);
-//! - Debian's `etcd-server` and `etcd-client` (etcd 3.4) and `kubernetes-client` (kubectl
-//!   1.20), fetched with `apt-get download` and unpacked with `dpkg-deb -x` under
+//! - Debian's `etcd-server` and `etcd-client` (etcd 3.4), `kubernetes-client` (kubectl
+//!   1.20) and Go (the `golang-go` package's compiler and its standard library's
+//!   source), fetched with `apt-get download` and unpacked with `dpkg-deb -x` under
 //!   `target/tools/` on first use — never installed (installing `etcd-server` starts a
-//!   daemon on port 2379; the tests start their own members on free loopback ports).
+//!   daemon on port 2379; the tests start their own members on free loopback ports);
+//! - Debian's `kubernetes` source package (1.20.2), fetched with `apt-get source` through
+//!   a private package list that adds the archive's source entries (the machine's own
+//!   apt configuration is not touched) and unpacked as a GOPATH tree, from which the
+//!   tests build their client-go program (its `vendor/` holds client-go).
 //!
 //! `cargo xtask test [ARGS]` runs `cargo test --workspace ARGS` with `PROTOC`, `ETCD`,
-//! `ETCDCTL` and `KUBECTL` set; `cargo xtask env` prints those as shell assignments
+//! `ETCDCTL`, `KUBECTL`, `GO` and `KUBERNETES_GOPATH` set; `cargo xtask env` prints those
+//! as shell assignments
 //! (`eval "$(cargo xtask env)"`) for other cargo commands. Where a part cannot be had
 //! (no `apt-get`, no network to Debian's archive), it says so and fails; it never skips.
 
@@ -51,6 +57,8 @@ enum ProvisionError {
     Missing { package: &'static str, binary: PathBuf },
     #[error("cannot create {path}: {source}")]
     Directory { path: PathBuf, source: std::io::Error },
+    #[error("{package}'s dependencies name no {wanted}")]
+    Dependency { package: &'static str, wanted: &'static str },
 }
 
 /// A program the tests run, the variable that names it, and the Debian package it is
@@ -122,12 +130,119 @@ fn provision(tools: &Path) -> Result<Vec<(&'static str, PathBuf)>, ProvisionErro
         }
         variables.push((part.variable, binary));
     }
+    variables.push(("GO", go(tools, &root)?));
+    variables.push(("KUBERNETES_GOPATH", kubernetes_gopath(tools)?));
     Ok(variables)
 }
 
-/// Downloads Debian's `package` into `tools` and unpacks it into `root`, updating the
-/// package lists once if the archive does not know it yet (a fresh machine has none).
-fn unpack(package: &'static str, tools: &Path, root: &Path) -> Result<(), ProvisionError> {
+/// Debian's Go, unpacked: `golang-go` only names the versioned packages that hold the
+/// compiler (`golang-1.NN-go`) and the standard library's source (`golang-1.NN-src`).
+fn go(tools: &Path, root: &Path) -> Result<PathBuf, ProvisionError> {
+    let marker = tools.join("go");
+    if let Ok(binary) = std::fs::read_link(&marker) {
+        if binary.exists() {
+            return Ok(binary);
+        }
+    }
+    let meta = download("golang-go", tools)?;
+    let depends = output("dpkg-deb", tools, &["-f", &meta.to_string_lossy(), "Depends"])?;
+    let compiler = depends
+        .split(',')
+        .filter_map(|entry| entry.split_whitespace().next())
+        .find(|name| name.starts_with("golang-1.") && name.ends_with("-go"))
+        .ok_or(ProvisionError::Dependency { package: "golang-go", wanted: "golang-1.NN-go" })?
+        .to_owned();
+    let version = compiler.trim_start_matches("golang-").trim_end_matches("-go").to_owned();
+    for package in [compiler.as_str(), &format!("golang-{version}-src")] {
+        unpack(package, tools, root)?;
+    }
+    let binary = root.join(format!("usr/lib/go-{version}/bin/go"));
+    if !binary.exists() {
+        return Err(ProvisionError::Missing { package: "golang-go", binary });
+    }
+    let _ = std::fs::remove_file(&marker);
+    std::os::unix::fs::symlink(&binary, &marker)
+        .map_err(|source| ProvisionError::Directory { path: marker.clone(), source })?;
+    Ok(binary)
+}
+
+/// A GOPATH whose `src/k8s.io/kubernetes` is Debian's Kubernetes source.
+fn kubernetes_gopath(tools: &Path) -> Result<PathBuf, ProvisionError> {
+    let gopath = tools.join("gopath");
+    let tree = gopath.join("src/k8s.io/kubernetes");
+    if tree.join("vendor/k8s.io/client-go").exists() {
+        return Ok(gopath);
+    }
+    let apt = tools.join("apt-source");
+    for directory in [apt.join("lists/partial"), apt.join("cache/archives/partial"), apt.join("parts")] {
+        std::fs::create_dir_all(&directory)
+            .map_err(|source| ProvisionError::Directory { path: directory.clone(), source })?;
+    }
+    // The machine's own entries, again as deb-src: the archive's source for its release.
+    let mut sources = String::new();
+    for entry in std::fs::read_dir("/etc/apt/sources.list.d").into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|extension| extension == "sources") {
+            sources += &std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .replace("Types: deb\n", "Types: deb-src\n");
+            sources.push('\n');
+        }
+    }
+    let list = apt.join("parts/source.sources");
+    std::fs::write(&list, sources)
+        .map_err(|source| ProvisionError::Directory { path: list.clone(), source })?;
+    let one_line: String = std::fs::read_to_string("/etc/apt/sources.list")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.strip_prefix("deb "))
+        .map(|entry| format!("deb-src {entry}\n"))
+        .collect();
+    let list = apt.join("parts/source.list");
+    std::fs::write(&list, one_line)
+        .map_err(|source| ProvisionError::Directory { path: list.clone(), source })?;
+    let options = [
+        "-o".to_owned(),
+        "Dir::Etc::SourceList=/dev/null".to_owned(),
+        "-o".to_owned(),
+        format!("Dir::Etc::SourceParts={}", apt.join("parts").display()),
+        "-o".to_owned(),
+        format!("Dir::State::Lists={}", apt.join("lists").display()),
+        "-o".to_owned(),
+        format!("Dir::Cache={}", apt.join("cache").display()),
+    ];
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    eprintln!("xtask: fetching Debian's kubernetes source into {}", apt.display());
+    run("apt-get", &apt, &[&options[..], &["update", "-qq"]].concat())?;
+    run("apt-get", &apt, &[&options[..], &["source", "--download-only", "-qq", "kubernetes"]].concat())?;
+    let tarball = find(&apt, "kubernetes_", ".orig.tar.gz")?;
+    run("tar", &apt, &["xzf", &tarball.to_string_lossy()])?;
+    let unpacked = std::fs::read_dir(&apt)
+        .map_err(|source| ProvisionError::Directory { path: apt.clone(), source })?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.is_dir() && path.join("vendor/k8s.io/client-go").exists())
+        .ok_or_else(|| ProvisionError::Failed {
+            command: format!("tar xzf {}", tarball.display()),
+            output: "no tree with vendor/k8s.io/client-go".into(),
+        })?;
+    let parent = tree.parent().expect("src/k8s.io");
+    std::fs::create_dir_all(parent)
+        .map_err(|source| ProvisionError::Directory { path: parent.into(), source })?;
+    std::fs::rename(&unpacked, &tree)
+        .map_err(|source| ProvisionError::Directory { path: tree.clone(), source })?;
+    Ok(gopath)
+}
+
+/// Downloads Debian's `package` into `tools` and unpacks it into `root`.
+fn unpack(package: &str, tools: &Path, root: &Path) -> Result<(), ProvisionError> {
+    let deb = download(package, tools)?;
+    let (deb, root) = (deb.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
+    run("dpkg-deb", tools, &["-x", &deb, &root])
+}
+
+/// Downloads Debian's `package` into `tools/debs`, updating the package lists once if
+/// the archive does not know it yet (a fresh machine has none); the `.deb`'s path.
+fn download(package: &str, tools: &Path) -> Result<PathBuf, ProvisionError> {
     let debs = tools.join("debs");
     std::fs::create_dir_all(&debs)
         .map_err(|source| ProvisionError::Directory { path: debs.clone(), source })?;
@@ -136,31 +251,39 @@ fn unpack(package: &'static str, tools: &Path, root: &Path) -> Result<(), Provis
         run("apt-get", &debs, &["update", "-qq"])?;
         run("apt-get", &debs, &["download", "-qq", package])?;
     }
-    let deb = std::fs::read_dir(&debs)
-        .map_err(|source| ProvisionError::Directory { path: debs.clone(), source })?
+    find(&debs, &format!("{package}_"), ".deb")
+}
+
+/// The file in `directory` whose name starts with `prefix` and ends with `suffix`.
+fn find(directory: &Path, prefix: &str, suffix: &str) -> Result<PathBuf, ProvisionError> {
+    std::fs::read_dir(directory)
+        .map_err(|source| ProvisionError::Directory { path: directory.into(), source })?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .find(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with(&format!("{package}_")) && name.ends_with(".deb"))
+                .is_some_and(|name| name.starts_with(prefix) && name.ends_with(suffix))
         })
         .ok_or_else(|| ProvisionError::Failed {
-            command: format!("apt-get download {package}"),
-            output: "no .deb was written".into(),
-        })?;
-    let (deb, root) = (deb.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
-    run("dpkg-deb", tools, &["-x", &deb, &root])
+            command: format!("fetching {prefix}*{suffix} into {}", directory.display()),
+            output: "no such file was written".into(),
+        })
 }
 
 fn run(program: &'static str, directory: &Path, args: &[&str]) -> Result<(), ProvisionError> {
+    output(program, directory, args).map(drop)
+}
+
+/// Runs `program`; its standard output.
+fn output(program: &'static str, directory: &Path, args: &[&str]) -> Result<String, ProvisionError> {
     let output = Command::new(program)
         .current_dir(directory)
         .args(args)
         .output()
         .map_err(|source| ProvisionError::Spawn { program, source })?;
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
     Err(ProvisionError::Failed {
         command: format!("{program} {}", args.join(" ")),
