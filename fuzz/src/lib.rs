@@ -40,22 +40,35 @@ fn harness() -> &'static Harness {
             let body = format!(
                 r#"{{"metadata":{{"name":"{SEEDED}","labels":{{"app":"web"}}}},"data":{{"k":"v"}}}}"#
             );
-            let created =
-                send(&router, Method::POST, MAPS, Some("application/json"), body.into_bytes()).await;
-            assert_eq!(created.0, StatusCode::CREATED);
+            seed(&router, MAPS, body).await;
             let pod = format!(
                 r#"{{"metadata":{{"name":"{SEEDED}","finalizers":["a"]}},"spec":{{"containers":[
                     {{"name":"web","image":"nginx","ports":[{{"containerPort":80}}],"env":[{{"name":"A","value":"1"}}]}},
                     {{"name":"sidecar","image":"busybox"}}]}}}}"#
             );
-            let created = send(&router, Method::POST, PODS, Some("application/json"), pod.into_bytes()).await;
-            assert_eq!(created.0, StatusCode::CREATED);
+            seed(&router, PODS, pod).await;
             // The server lives as long as the process; its router holds what it needs.
             std::mem::forget(server);
             router
         });
         Harness { runtime, router }
     })
+}
+
+/// Creates `body` in `collection`. A create waits for the cache to hold its namespace,
+/// made as the server starts; on a loaded machine that can take longer than the
+/// harness's short request timeout (504), so it is asked again, a bounded number of times.
+async fn seed(router: &axum::Router, collection: &str, body: String) {
+    for _ in 0..100 {
+        let created =
+            send(router, Method::POST, collection, Some("application/json"), body.clone().into_bytes()).await;
+        match created.0 {
+            StatusCode::CREATED => return,
+            StatusCode::GATEWAY_TIMEOUT => continue,
+            other => panic!("seeding {collection}: {other}"),
+        }
+    }
+    panic!("seeding {collection}: the cache never caught up");
 }
 
 async fn send(

@@ -48,6 +48,31 @@ impl BuiltIn {
 }
 
 impl BuiltIn {
+    /// Every built-in kind.
+    #[cfg(feature = "protobuf")]
+    pub(crate) const ALL: [Self; 5] =
+        [Self::ConfigMap, Self::Pod, Self::Secret, Self::Event, Self::Namespace];
+
+    /// Adds the kind's schema (Kubernetes' OpenAPI, through `k8s-openapi`) and those it
+    /// names to `generator`; the schema's name (`io.k8s.api.core.v1.Pod`).
+    pub(crate) fn generate_schema(self, generator: &mut schemars::generate::SchemaGenerator) -> String {
+        use k8s_openapi::api::core::v1 as core;
+        use schemars::JsonSchema;
+        macro_rules! generated {
+            ($kind:ty) => {{
+                generator.subschema_for::<$kind>();
+                <$kind>::schema_name().into_owned()
+            }};
+        }
+        match self {
+            Self::ConfigMap => generated!(core::ConfigMap),
+            Self::Pod => generated!(core::Pod),
+            Self::Secret => generated!(core::Secret),
+            Self::Event => generated!(core::Event),
+            Self::Namespace => generated!(core::Namespace),
+        }
+    }
+
     /// The fields a `fieldSelector` may name besides `metadata.name` and
     /// `metadata.namespace`: each selector name with the object's field it reads (dotted).
     /// A pod's `spec.nodeName`, which the cacher's trigger index serves, is apart (see

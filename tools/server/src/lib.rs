@@ -40,6 +40,9 @@
 //!   `/healthz`, `/readyz` and `/metrics` (Prometheus text).
 //!
 //! Bodies of the built-in kinds decode as Kubernetes' own types (400 when they do not);
+//! with the `protobuf` feature they may also come in Kubernetes' protobuf envelope, as
+//! current kubectl and client-go components send them (read by Kubernetes' `.proto`
+//! definitions, which the build compiles from `KUBERNETES_PROTO_ROOT`);
 //! names and labels are validated as Kubernetes validates them (422 `Invalid`, a cause
 //! per field). Answers are JSON, or for lists, gets and watches the `Table` `kubectl get`
 //! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`); an `Accept` that
@@ -78,6 +81,8 @@ mod namespaces;
 mod negotiation;
 mod object;
 mod openapi;
+#[cfg(feature = "protobuf")]
+mod protobuf;
 mod query;
 mod registry;
 mod resource;

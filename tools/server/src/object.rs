@@ -175,7 +175,8 @@ impl Submitted {
                 self.metadata.remove("namespace");
             }
             None => {}
-            Some(Value::String(given)) if given == namespace => {}
+            // Empty is unset, as Kubernetes reads it: the request's namespace.
+            Some(Value::String(given)) if given.is_empty() || given == namespace => {}
             Some(given) => {
                 return Err(ApiError::bad_request(format!(
                     "metadata.namespace {given} does not match the request's namespace {namespace}"

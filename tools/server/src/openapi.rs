@@ -13,7 +13,6 @@
 use crate::registry::{Registry, Served};
 use crate::state::AppState;
 use crate::status::ApiError;
-use crate::BuiltIn;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -120,26 +119,12 @@ fn group_version_document(registry: &Registry, group: &str, version: &str) -> Re
 
 /// The name of `served`'s schema in the document, its schema generated if built in.
 fn schema_of(served: &Served, generator: &mut SchemaGenerator) -> String {
-    use k8s_openapi::api::core::v1 as core;
-    use schemars::JsonSchema;
     let def = &served.def;
     let Some(builtin) = def.builtin else {
         let group: Vec<&str> = def.group.rsplit('.').collect();
         return format!("{}.{}.{}", group.join("."), def.version, def.kind);
     };
-    macro_rules! generated {
-        ($kind:ty) => {{
-            generator.subschema_for::<$kind>();
-            <$kind>::schema_name().into_owned()
-        }};
-    }
-    match builtin {
-        BuiltIn::ConfigMap => generated!(core::ConfigMap),
-        BuiltIn::Pod => generated!(core::Pod),
-        BuiltIn::Secret => generated!(core::Secret),
-        BuiltIn::Event => generated!(core::Event),
-        BuiltIn::Namespace => generated!(core::Namespace),
-    }
+    builtin.generate_schema(generator)
 }
 
 /// A schemaless custom resource: any object, its `metadata` an `ObjectMeta`.

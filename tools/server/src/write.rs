@@ -19,6 +19,12 @@ use serde::Deserialize;
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
 
+/// Kubernetes' protobuf, where the build has its definitions (the `protobuf` feature).
+#[cfg(feature = "protobuf")]
+const PROTOBUF: Option<&str> = Some(crate::protobuf::PROTOBUF);
+#[cfg(not(feature = "protobuf"))]
+const PROTOBUF: Option<&str> = None;
+
 /// The patch content types.
 const JSON_PATCH: &str = "application/json-patch+json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -131,10 +137,26 @@ async fn object_body(
 ) -> Result<Submitted, ApiError> {
     let given = content_type(headers);
     let yaml = is_media_type(given, YAML);
-    if !given.is_empty() && !yaml && !is_media_type(given, JSON) {
-        return Err(ApiError::unsupported_media_type(given, &[JSON, YAML]));
+    let protobuf = PROTOBUF.is_some_and(|protobuf| is_media_type(given, protobuf));
+    if protobuf && served.def.builtin.is_none() {
+        return Err(ApiError::unsupported_media_type_because(
+            given,
+            "protobuf is served for the built-in kinds only; a custom resource is json or yaml",
+        ));
+    }
+    if !given.is_empty() && !yaml && !protobuf && !is_media_type(given, JSON) {
+        let accepted: Vec<&str> =
+            [JSON, YAML].into_iter().chain(PROTOBUF.filter(|_| served.def.builtin.is_some())).collect();
+        return Err(ApiError::unsupported_media_type(given, &accepted));
     }
     let body = read_body(state, headers, body).await?;
+    #[cfg(feature = "protobuf")]
+    if protobuf {
+        let (value, unknown_fields) = crate::protobuf::decode(&body, &served.def)?;
+        let mut submitted = Submitted::from_value(value, &served.def)?;
+        submitted.unknown_fields.extend(unknown_fields);
+        return Ok(submitted);
+    }
     if !yaml {
         return Submitted::parse(&body, &served.def);
     }
@@ -312,6 +334,18 @@ async fn update(
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
 }
 
+/// A protobuf `DeleteOptions` body, as its JSON form.
+#[cfg(feature = "protobuf")]
+fn protobuf_delete_options(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    crate::protobuf::decode_delete_options(body)
+}
+
+/// Never called: without the feature no body is taken for protobuf.
+#[cfg(not(feature = "protobuf"))]
+fn protobuf_delete_options(_: &[u8]) -> Result<serde_json::Value, ApiError> {
+    Err(ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf", &[JSON]))
+}
+
 /// `DeleteOptions`, of which the server reads the preconditions and `dryRun`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -336,11 +370,13 @@ pub(crate) async fn delete(
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let body = read_body(state, &headers, body).await?;
+    let invalid = |error: serde_json::Error| ApiError::bad_request(format!("invalid DeleteOptions: {error}"));
     let body_options: DeleteOptions = if body.is_empty() {
         DeleteOptions::default()
+    } else if PROTOBUF.is_some_and(|protobuf| is_media_type(content_type(&headers), protobuf)) {
+        serde_json::from_value(protobuf_delete_options(&body)?).map_err(invalid)?
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|error| ApiError::bad_request(format!("invalid DeleteOptions: {error}")))?
+        serde_json::from_slice(&body).map_err(invalid)?
     };
     // kubectl sends `dryRun` in the body; other clients in the query.
     let dry_run = options.dry_run || dry_run(body_options.dry_run.iter().map(String::as_str))?;

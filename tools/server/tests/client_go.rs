@@ -1,6 +1,7 @@
 //! client-go, the client of Kubernetes' own components, against the server: a typed
 //! clientset (creates, gets, updates, conflicts, not-found, a pod), a shared informer with
-//! its lister, and a watch from a list's revision. The program is `client-go/main.go`,
+//! its lister, and a watch from a list's revision; with JSON, and (the `protobuf`
+//! feature) with protobuf bodies. The program is `client-go/main.go`,
 //! built from Debian's Kubernetes 1.20 source (whose `vendor/` holds client-go) with
 //! Debian's Go: `$GO` and `$KUBERNETES_GOPATH`, which `cargo xtask test` provisions.
 
@@ -105,6 +106,17 @@ async fn client_go_with_json_in_memory() {
     assert_eq!(written(&server, "default").await, ["a=2", "b0=2", "b2=1", "b3=1", "b4=1", "w=1"]);
     // Again in another namespace: nothing of the first run is seen.
     assert_eq!(run_check(&server, "kube-public", "application/json").await, expected());
+    server.stop().await;
+}
+
+/// As Kubernetes' components configure client-go: protobuf bodies, protobuf preferred in
+/// answers (the server answers JSON, which client-go also accepts).
+#[cfg(feature = "protobuf")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_go_with_protobuf_in_memory() {
+    let server = Running::start(Settings::default()).await;
+    assert_eq!(run_check(&server, "default", "application/vnd.kubernetes.protobuf").await, expected());
+    assert_eq!(written(&server, "default").await, ["a=2", "b0=2", "b2=1", "b3=1", "b4=1", "w=1"]);
     server.stop().await;
 }
 

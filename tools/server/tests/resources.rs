@@ -225,3 +225,37 @@ async fn a_strategic_merge_patch_merges_a_pods_lists_by_their_keys() {
     assert_eq!(json_of(&now), patched, "unchanged by the refused patch");
     server.stop().await;
 }
+
+/// Protobuf bodies that are not an object of the kind are refused, and nothing is stored;
+/// a custom resource takes none (as in Kubernetes). Real bodies come from kubectl and
+/// client-go (`kubectl.rs`, `client_go.rs`).
+#[cfg(feature = "protobuf")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_bodies_that_do_not_decode_are_refused() {
+    let (server, client) = serving_also("example.com/v1/widgets/Widget").await;
+    let send = |path: &'static str, body: Vec<u8>| {
+        let client = &client;
+        async move {
+            let request = http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("content-type", "application/vnd.kubernetes.protobuf")
+                .body(kube::client::Body::from(body))
+                .unwrap();
+            let response = client.send(request).await.unwrap();
+            let code = response.status().as_u16();
+            (code, json_of(&response.into_body().collect_bytes().await.unwrap()))
+        }
+    };
+    let maps = "/api/v1/namespaces/default/configmaps";
+    // Not in the envelope; the envelope cut short; a field of the wrong wire type.
+    for body in [b"{\"metadata\":{}}".to_vec(), b"k8s\0\x0a\x20\x0a".to_vec(), b"k8s\0\x0b".to_vec()] {
+        let (code, refused) = send(maps, body).await;
+        assert_eq!((code, refused["reason"].as_str()), (400, Some("BadRequest")), "{refused}");
+    }
+    let listed = json_of(&request(&client, "GET", maps, None).await.1);
+    assert_eq!(listed["items"], json!([]), "nothing stored");
+    let (code, refused) = send("/apis/example.com/v1/namespaces/default/widgets", b"k8s\0".to_vec()).await;
+    assert_eq!(code, 415, "{refused}");
+    server.stop().await;
+}

@@ -14,8 +14,9 @@
 //!   apt configuration is not touched) and unpacked as a GOPATH tree, from which the
 //!   tests build their client-go program (its `vendor/` holds client-go).
 //!
-//! `cargo xtask test [ARGS]` runs `cargo test --workspace ARGS` with `PROTOC`, `ETCD`,
-//! `ETCDCTL`, `KUBECTL`, `GO` and `KUBERNETES_GOPATH` set; `cargo xtask env` prints those
+//! `cargo xtask test [ARGS]` runs `cargo test --workspace --features
+//! watchcache-server/protobuf ARGS` with `PROTOC`, `ETCD`, `ETCDCTL`, `KUBECTL`, `GO`,
+//! `KUBERNETES_GOPATH` and `KUBERNETES_PROTO_ROOT` set; `cargo xtask env` prints those
 //! as shell assignments
 //! (`eval "$(cargo xtask env)"`) for other cargo commands. Where a part cannot be had
 //! (no `apt-get`, no network to Debian's archive), it says so and fails; it never skips.
@@ -34,7 +35,8 @@ struct Flags {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Provision, then `cargo test --workspace` with the given arguments.
+    /// Provision, then `cargo test --workspace --features watchcache-server/protobuf` with
+    /// the given arguments.
     Test {
         /// Passed on to `cargo test --workspace`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -75,6 +77,10 @@ const PARTS: [Part; 3] = [
     Part { variable: "KUBECTL", package: "kubernetes-client", binary: "usr/bin/kubectl" },
 ];
 
+/// The server's optional parts the tests cover: protobuf bodies, read by Kubernetes'
+/// definitions (provisioned here).
+const SERVER_FEATURES: &str = "watchcache-server/protobuf";
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
     let workspace =
@@ -97,7 +103,7 @@ fn main() -> ExitCode {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
                 .current_dir(workspace)
-                .args(["test", "--workspace"])
+                .args(["test", "--workspace", "--features", SERVER_FEATURES])
                 .args(args)
                 .envs(variables.iter().map(|(name, value)| (name, value.as_os_str())))
                 .status();
@@ -131,7 +137,10 @@ fn provision(tools: &Path) -> Result<Vec<(&'static str, PathBuf)>, ProvisionErro
         variables.push((part.variable, binary));
     }
     variables.push(("GO", go(tools, &root)?));
-    variables.push(("KUBERNETES_GOPATH", kubernetes_gopath(tools)?));
+    let gopath = kubernetes_gopath(tools)?;
+    // Where Kubernetes' `.proto` definitions are, for the server's `protobuf` feature.
+    variables.push(("KUBERNETES_PROTO_ROOT", gopath.join("src/k8s.io/kubernetes/staging/src")));
+    variables.push(("KUBERNETES_GOPATH", gopath));
     Ok(variables)
 }
 
