@@ -140,7 +140,8 @@ fn decode_as(
 
 /// `message` as Kubernetes' JSON encoding writes it; `path` names it in `unknown`.
 fn to_json(message: &DynamicMessage, path: &str, unknown: &mut Vec<String>) -> Result<Value, String> {
-    let name = message.descriptor().full_name().to_owned();
+    let descriptor = message.descriptor();
+    let name = descriptor.full_name();
     let field = |field: &str| message.get_field_by_name(field);
     match name.strip_prefix("k8s.io.apimachinery.pkg.") {
         Some("apis.meta.v1.Time") => return Ok(time(message, "%Y-%m-%dT%H:%M:%SZ")),
@@ -177,8 +178,8 @@ fn to_json(message: &DynamicMessage, path: &str, unknown: &mut Vec<String>) -> R
     for field in message.unknown_fields() {
         unknown.push(format!("{}field {}", dotted(path), field.number()));
     }
-    let properties = json_properties().get(&name);
-    let object_meta = name == format!("{META_V1}.ObjectMeta");
+    let properties = json_properties().get(name);
+    let object_meta = name.strip_prefix(META_V1) == Some(".ObjectMeta");
     let mut object = Map::new();
     for (descriptor, value) in message.fields() {
         let child = format!("{}{}", dotted(path), descriptor.name());

@@ -334,16 +334,16 @@ async fn update(
     Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
 }
 
-/// A protobuf `DeleteOptions` body, as its JSON form.
-#[cfg(feature = "protobuf")]
-fn protobuf_delete_options(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    crate::protobuf::decode_delete_options(body)
-}
-
-/// Never called: without the feature no body is taken for protobuf.
-#[cfg(not(feature = "protobuf"))]
-fn protobuf_delete_options(_: &[u8]) -> Result<serde_json::Value, ApiError> {
-    Err(ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf", &[JSON]))
+/// A delete's body: JSON, or with the `protobuf` feature Kubernetes' protobuf.
+fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let invalid = |error: serde_json::Error| ApiError::bad_request(format!("invalid DeleteOptions: {error}"));
+    #[cfg(feature = "protobuf")]
+    if is_media_type(content_type(headers), crate::protobuf::PROTOBUF) {
+        return serde_json::from_value(crate::protobuf::decode_delete_options(body)?).map_err(invalid);
+    }
+    #[cfg(not(feature = "protobuf"))]
+    let _ = headers;
+    serde_json::from_slice(body).map_err(invalid)
 }
 
 /// `DeleteOptions`, of which the server reads the preconditions and `dryRun`.
@@ -370,14 +370,8 @@ pub(crate) async fn delete(
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
     let body = read_body(state, &headers, body).await?;
-    let invalid = |error: serde_json::Error| ApiError::bad_request(format!("invalid DeleteOptions: {error}"));
-    let body_options: DeleteOptions = if body.is_empty() {
-        DeleteOptions::default()
-    } else if PROTOBUF.is_some_and(|protobuf| is_media_type(content_type(&headers), protobuf)) {
-        serde_json::from_value(protobuf_delete_options(&body)?).map_err(invalid)?
-    } else {
-        serde_json::from_slice(&body).map_err(invalid)?
-    };
+    let body_options =
+        if body.is_empty() { DeleteOptions::default() } else { delete_options(&headers, &body)? };
     // kubectl sends `dryRun` in the body; other clients in the query.
     let dry_run = options.dry_run || dry_run(body_options.dry_run.iter().map(String::as_str))?;
     let given = body_options.preconditions.unwrap_or_default();
