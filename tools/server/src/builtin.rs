@@ -158,6 +158,12 @@ impl BuiltIn {
         if self == Self::Namespace {
             complete_namespace(body);
         }
+        // A pod no kubelet has reported on is `Pending`, as Kubernetes creates it.
+        if self == Self::Pod {
+            if let Value::Object(status) = body.entry("status").or_insert_with(|| Value::Object(Map::new())) {
+                status.entry("phase").or_insert_with(|| Value::String("Pending".into()));
+            }
+        }
         if self != Self::Secret {
             return;
         }

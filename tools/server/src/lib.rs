@@ -35,7 +35,9 @@
 //!   pod's, the pod at the deleting revision);
 //! - **OpenAPI v3** (`/openapi/v3` and a document per group-version), from which kubectl
 //!   learns to send `fieldValidation` (`Strict`: a field the kind lacks is 400; `Warn`, the
-//!   default, a `Warning` header; `Ignore`) and `kubectl explain` reads the schemas;
+//!   default, a `Warning` header; `Ignore`) and `kubectl explain` reads the schemas; and
+//!   **OpenAPI v2** (`/openapi/v2`: every served kind's definitions, in JSON, and with the
+//!   `protobuf` feature in the protobuf form kubectl before 1.27 validates and explains by);
 //! - **discovery** (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`, `/version`),
 //!   `/healthz`, `/readyz` and `/metrics` (Prometheus text).
 //!
@@ -45,14 +47,19 @@
 //! definitions, which the build compiles from `KUBERNETES_PROTO_ROOT`);
 //! names and labels are validated as Kubernetes validates them (422 `Invalid`, a cause
 //! per field). Answers are JSON, or for lists, gets and watches the `Table` `kubectl get`
-//! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`); an `Accept` that
-//! allows neither is 406. Every error is a Kubernetes `Status` object.
+//! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), or with the
+//! `protobuf` feature, for the built-in kinds, protobuf (watches as length-prefixed
+//! `WatchEvent` frames), in the first form the client's `Accept` names that the resource
+//! is served in; an `Accept` that allows none is 406. Every error is a Kubernetes
+//! `Status` object (JSON, but in a protobuf watch's `ERROR` event).
 //!
 //! Namespaces behave as in Kubernetes: `default`, `kube-system`, `kube-public` and
 //! `kube-node-lease` exist from the start, an object is created only in a namespace that
-//! exists (404 otherwise), and deleting a namespace deletes what it holds. Each object is encoded to JSON once, when
-//! written; lists and every watcher an event reaches copy those bytes (the
-//! `watchcache_encodes_total` and `watchcache_deliveries_total` metrics show the ratio).
+//! exists (404 otherwise), and deleting a namespace deletes what it holds. Each object is
+//! encoded to JSON once, when written (to protobuf once, when a protobuf client first
+//! reads it); lists and every watcher an event reaches copy those bytes (the
+//! `watchcache_encodes_total`, `watchcache_protobuf_encodes_total` and
+//! `watchcache_deliveries_total` metrics show the ratio).
 //!
 //! Limits keep one client from taking the server down: concurrent watches
 //! ([`Settings::max_watches`], then 429), request body size ([`Settings::max_body_bytes`],

@@ -36,6 +36,10 @@ impl ResourceLabel {
 pub(crate) struct ResourceMetrics {
     /// Objects encoded to JSON: once per write, however many watchers receive it.
     pub(crate) encodes: Counter,
+    /// Objects encoded to protobuf: once per object a protobuf client reads, however many
+    /// read it.
+    #[cfg(feature = "protobuf")]
+    pub(crate) protobuf_encodes: Counter,
     /// Events written to watch responses.
     pub(crate) deliveries: Counter,
     pub(crate) watches_open: Gauge,
@@ -49,6 +53,8 @@ pub(crate) struct ResourceMetrics {
 pub(crate) struct Metrics {
     registry: Registry,
     encodes: Family<ResourceLabel, Counter>,
+    #[cfg(feature = "protobuf")]
+    protobuf_encodes: Family<ResourceLabel, Counter>,
     deliveries: Family<ResourceLabel, Counter>,
     watches_open: Family<ResourceLabel, Gauge>,
     relists: Family<ResourceLabel, Counter>,
@@ -67,6 +73,14 @@ impl Metrics {
             "Objects encoded to JSON (once per write, not per watcher)",
             encodes.clone(),
         );
+        #[cfg(feature = "protobuf")]
+        let protobuf_encodes = Family::<ResourceLabel, Counter>::default();
+        #[cfg(feature = "protobuf")]
+        registry.register(
+            "protobuf_encodes",
+            "Objects encoded to protobuf (once per object a protobuf client reads, not per watcher)",
+            protobuf_encodes.clone(),
+        );
         registry.register("deliveries", "Events written to watch responses", deliveries.clone());
         registry.register("watches_open", "Watch responses open", watches_open.clone());
         registry.register(
@@ -76,7 +90,16 @@ impl Metrics {
         );
         let cachers = Arc::new(Mutex::new(Vec::new()));
         registry.register_collector(Box::new(CacherStats { cachers: cachers.clone() }));
-        Self { registry, encodes, deliveries, watches_open, relists, cachers }
+        Self {
+            registry,
+            encodes,
+            #[cfg(feature = "protobuf")]
+            protobuf_encodes,
+            deliveries,
+            watches_open,
+            relists,
+            cachers,
+        }
     }
 
     /// Creates `plural`'s series (present from the start, at zero) and hands back their
@@ -86,6 +109,8 @@ impl Metrics {
         let label = ResourceLabel::new(plural);
         let handles = ResourceMetrics {
             encodes: self.encodes.get_or_create(&label).clone(),
+            #[cfg(feature = "protobuf")]
+            protobuf_encodes: self.protobuf_encodes.get_or_create(&label).clone(),
             deliveries: self.deliveries.get_or_create(&label).clone(),
             watches_open: self.watches_open.get_or_create(&label).clone(),
             relists: self.relists.get_or_create(&label).clone(),

@@ -22,7 +22,7 @@ use std::fmt::Write;
 ///
 /// Two objects are equal when they are the same write: the same revision and encoding
 /// (which is how a relist tells an unchanged object).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Object {
     namespace: String,
     name: String,
@@ -39,7 +39,34 @@ pub struct Object {
     /// and the rest of the object. The part before it depends only on the resource
     /// (`{"apiVersion":…,"kind":…,"metadata":{"resourceVersion":"`).
     tail: Bytes,
+    /// The protobuf encoding, made from the JSON the first time a client asks for it (most
+    /// objects are only ever read as JSON), then shared by every answer; the error if the
+    /// object does not fit the kind's definitions.
+    #[cfg(feature = "protobuf")]
+    protobuf: std::sync::OnceLock<Result<crate::protobuf::Encoded, String>>,
 }
+
+impl PartialEq for Object {
+    /// The fields the JSON encoding is made of, and the revision; the protobuf encoding
+    /// is made from them.
+    fn eq(&self, other: &Self) -> bool {
+        let Self { namespace, name, labels, node_name, fields, uid, created, revision, tail, .. } = self;
+        (namespace, name, labels, node_name, fields, uid, created, revision, tail)
+            == (
+                &other.namespace,
+                &other.name,
+                &other.labels,
+                &other.node_name,
+                &other.fields,
+                &other.uid,
+                &other.created,
+                &other.revision,
+                &other.tail,
+            )
+    }
+}
+
+impl Eq for Object {}
 
 /// Who an object is, as the server assigns it on create and keeps on replace. Empty for
 /// an object someone wrote to etcd without them (nothing is made up on read: every server
@@ -244,6 +271,8 @@ impl Submitted {
             created: identity.created,
             revision: 0,
             tail,
+            #[cfg(feature = "protobuf")]
+            protobuf: std::sync::OnceLock::new(),
         })
     }
 }
@@ -353,6 +382,26 @@ impl Object {
 
     pub(crate) fn identity(&self) -> Identity {
         Identity { uid: self.uid.clone(), created: self.created.clone() }
+    }
+
+    /// The object's protobuf encoding (of `codec`'s kind, whose JSON encoding starts with
+    /// `head`), made on the first call, which counts it in `encodes`.
+    #[cfg(feature = "protobuf")]
+    pub(crate) fn protobuf(
+        &self,
+        (codec, head): (&crate::protobuf::Codec, &[u8]),
+        encodes: &prometheus_client::metrics::counter::Counter,
+    ) -> Result<&crate::protobuf::Encoded, ApiError> {
+        let encoded = self.protobuf.get_or_init(|| {
+            encodes.inc();
+            codec.encode(&self.to_value(head))
+        });
+        encoded.as_ref().map_err(|error| {
+            ApiError::internal(format!(
+                "{}/{} does not fit the protobuf definitions: {error}",
+                self.namespace, self.name
+            ))
+        })
     }
 
     /// Writes the object's JSON with `revision` as its `resourceVersion`; `head` is the

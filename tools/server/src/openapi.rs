@@ -14,7 +14,7 @@ use crate::registry::{Registry, Served};
 use crate::state::AppState;
 use crate::status::ApiError;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Map, Value};
@@ -90,24 +90,9 @@ fn group_version_document(registry: &Registry, group: &str, version: &str) -> Re
         return ApiError::no_such_path(&format!("/openapi/v3/{}", document_path(group, version)))
             .into_response();
     }
-    let mut generator = SchemaGenerator::new(SchemaSettings::openapi3());
     let mut paths = Map::new();
-    let mut named = Vec::new();
-    for served in &served {
-        let schema_name = schema_of(served, &mut generator);
-        add_paths(&mut paths, served, &schema_name);
-        named.push((schema_name, served));
-    }
-    let mut schemas = generator.take_definitions(true);
-    // ObjectMeta is a custom resource's `metadata` even where no built-in kind names it.
-    if !schemas.contains_key(OBJECT_META) {
-        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
-        schemas.extend(generator.take_definitions(true));
-    }
-    for (schema_name, served) in named {
-        let schema = schemas.entry(schema_name).or_insert_with(|| custom_schema(&served.def.kind));
-        schema["x-kubernetes-group-version-kind"] = json!([gvk(served)]);
-    }
+    let schemas =
+        schemas(&served, V3_SCHEMAS, |served, schema_name| add_paths(&mut paths, served, schema_name));
     let document = json!({
         "openapi": "3.0.0",
         "info": { "title": "watchcache-server", "version": env!("CARGO_PKG_VERSION") },
@@ -116,6 +101,146 @@ fn group_version_document(registry: &Registry, group: &str, version: &str) -> Re
     });
     json_answer(&document)
 }
+
+/// Where v3's and v2's references point.
+const V3_SCHEMAS: &str = "/components/schemas";
+const V2_SCHEMAS: &str = "/definitions";
+
+/// The schemas of `served` and of what they name, each served kind's with its
+/// `x-kubernetes-group-version-kind`, their references under `definitions_path`;
+/// `named` is given each resource and its schema's name.
+fn schemas(
+    served: &[&Arc<Served>],
+    definitions_path: &'static str,
+    mut named: impl FnMut(&Served, &str),
+) -> Map<String, Value> {
+    let settings =
+        SchemaSettings::openapi3().with(|settings| settings.definitions_path = definitions_path.into());
+    let mut generator = SchemaGenerator::new(settings);
+    let names: Vec<String> = served
+        .iter()
+        .map(|served| {
+            let schema_name = schema_of(served, &mut generator);
+            named(served, &schema_name);
+            schema_name
+        })
+        .collect();
+    let mut schemas = generator.take_definitions(true);
+    // ObjectMeta is a custom resource's `metadata` even where no built-in kind names it.
+    if !schemas.contains_key(OBJECT_META) {
+        generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        schemas.extend(generator.take_definitions(true));
+    }
+    for (schema_name, served) in names.into_iter().zip(served) {
+        let custom = || custom_schema(&served.def.kind, definitions_path);
+        let schema = schemas.entry(schema_name).or_insert_with(custom);
+        schema["x-kubernetes-group-version-kind"] = json!([gvk(served)]);
+    }
+    schemas
+}
+
+/// `/openapi/v2`: one document of every served kind's definitions (the paths are in v3),
+/// in JSON, or with the `protobuf` feature in the protobuf form kubectl before 1.27 asks
+/// for (gnostic's `openapi.v2.Document`, which it validates writes and explains kinds by).
+pub(crate) async fn v2(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let served: Vec<&Arc<Served>> = state.registry.all.iter().collect();
+    let mut custom = Vec::new();
+    let mut definitions = schemas(&served, V2_SCHEMAS, |served, schema_name| {
+        if served.def.builtin.is_none() {
+            custom.push(schema_name.to_owned());
+        }
+    });
+    for schema in definitions.values_mut() {
+        unwrap_references(schema);
+    }
+    // v2 has no `x-kubernetes-preserve-unknown-fields`: a custom resource is an object of
+    // any fields, as Kubernetes publishes one with that schema in v2.
+    for schema_name in custom {
+        if let Some(Value::Object(schema)) = definitions.get_mut(&schema_name) {
+            schema.remove("properties");
+        }
+    }
+    let document = json!({
+        "swagger": "2.0",
+        "info": { "title": "watchcache-server", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {},
+        "definitions": definitions,
+    });
+    match v2_form(&headers) {
+        Err(refused) => refused.into_response(),
+        Ok(V2Form::Json) => json_answer(&document),
+        #[cfg(feature = "protobuf")]
+        Ok(V2Form::Protobuf) => match crate::protobuf::openapi_v2(&document) {
+            // As kube-apiserver labels it: Go's media type parser (client-go's) refuses
+            // the `@` of the name clients ask by.
+            Ok(encoded) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], encoded)
+                .into_response(),
+            Err(error) => ApiError::internal(format!("the openapi v2 document does not encode: {error}"))
+                .into_response(),
+        },
+    }
+}
+
+/// A reference with siblings as v2 writes it: `{"$ref": …, "description": …}` where v3
+/// (and the schemas as generated) wrap the reference in a one-element `allOf`, which v2
+/// readers (kubectl's validation and `explain` before 1.27) do not follow.
+fn unwrap_references(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            if let Some(Value::Array(all_of)) = fields.get("allOf") {
+                if let [Value::Object(only)] = all_of.as_slice() {
+                    if let (1, Some(reference)) = (only.len(), only.get("$ref")) {
+                        let reference = reference.clone();
+                        fields.remove("allOf");
+                        fields.insert("$ref".into(), reference);
+                    }
+                }
+            }
+            fields.values_mut().for_each(unwrap_references);
+        }
+        Value::Array(values) => values.iter_mut().for_each(unwrap_references),
+        _ => {}
+    }
+}
+
+enum V2Form {
+    Json,
+    #[cfg(feature = "protobuf")]
+    Protobuf,
+}
+
+/// The first form of the v2 document `headers` accept (JSON without an `Accept`).
+fn v2_form(headers: &HeaderMap) -> Result<V2Form, ApiError> {
+    const JSON: [&str; 3] = ["application/json", "application/*", "*/*"];
+    let mut accepted = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|entry| entry.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .peekable();
+    if accepted.peek().is_none() {
+        return Ok(V2Form::Json);
+    }
+    for media_type in accepted {
+        if JSON.contains(&media_type.as_str()) {
+            return Ok(V2Form::Json);
+        }
+        #[cfg(feature = "protobuf")]
+        if V2_PROTOBUF.contains(&media_type.as_str()) {
+            return Ok(V2Form::Protobuf);
+        }
+    }
+    let served =
+        if cfg!(feature = "protobuf") { &["application/json", V2_PROTOBUF[0]][..] } else { &JSON[..1] };
+    Err(ApiError::not_acceptable(served))
+}
+
+/// The protobuf form's media types: as kubectl 1.20 and as later clients name it.
+const V2_PROTOBUF: [&str; 2] = [
+    "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+];
 
 /// The name of `served`'s schema in the document, its schema generated if built in.
 fn schema_of(served: &Served, generator: &mut SchemaGenerator) -> String {
@@ -128,7 +253,7 @@ fn schema_of(served: &Served, generator: &mut SchemaGenerator) -> String {
 }
 
 /// A schemaless custom resource: any object, its `metadata` an `ObjectMeta`.
-fn custom_schema(kind: &str) -> Value {
+fn custom_schema(kind: &str, definitions_path: &str) -> Value {
     json!({
         "description": format!("{kind}: a custom resource, served without a schema; every field is kept."),
         "type": "object",
@@ -136,7 +261,7 @@ fn custom_schema(kind: &str) -> Value {
         "properties": {
             "apiVersion": { "type": "string" },
             "kind": { "type": "string" },
-            "metadata": { "$ref": format!("#/components/schemas/{OBJECT_META}") },
+            "metadata": { "$ref": format!("#{definitions_path}/{OBJECT_META}") },
         },
     })
 }
@@ -154,7 +279,7 @@ fn add_paths(paths: &mut Map<String, Value>, served: &Served, schema_name: &str)
     } else {
         format!("{root}/{}", def.plural)
     };
-    let reference = json!({ "$ref": format!("#/components/schemas/{schema_name}") });
+    let reference = json!({ "$ref": format!("#{V3_SCHEMAS}/{schema_name}") });
     let body = |types: &[&str]| {
         let content: Map<String, Value> = types
             .iter()

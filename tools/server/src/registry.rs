@@ -2,6 +2,7 @@
 //! writes, built for the storage the server runs on.
 
 use crate::metrics::{Metrics, ResourceMetrics};
+use crate::negotiation::Answer;
 use crate::object::Object;
 use crate::resource::ResourceDef;
 use crate::status::ApiError;
@@ -9,7 +10,7 @@ use crate::storage::etcd::EtcdStorage;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{Delegator, Storage};
 use crate::Settings;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -32,6 +33,9 @@ pub(crate) struct Served {
     /// The resource as messages name it (`configmaps`, `widgets.example.com`).
     pub(crate) group_resource: String,
     pub(crate) metrics: ResourceMetrics,
+    /// The kind's protobuf; `None` for a custom resource.
+    #[cfg(feature = "protobuf")]
+    pub(crate) protobuf: Option<crate::protobuf::Codec>,
 }
 
 impl std::fmt::Debug for Served {
@@ -89,15 +93,56 @@ impl Served {
             api_version,
             group_resource: def.group_resource(),
             metrics,
+            #[cfg(feature = "protobuf")]
+            protobuf: crate::protobuf::Codec::new(&def),
             def,
         }
     }
 
-    /// `object` as a response body, at `revision`.
-    pub(crate) fn object_response(&self, code: StatusCode, object: &Object, revision: u64) -> Response {
+    /// The answer `headers` ask for, among the forms this resource is served in.
+    pub(crate) fn answer(&self, headers: &HeaderMap) -> Result<Answer, ApiError> {
+        #[cfg(feature = "protobuf")]
+        let protobuf = self.protobuf.is_some();
+        #[cfg(not(feature = "protobuf"))]
+        let protobuf = false;
+        Answer::of(headers, protobuf)
+    }
+
+    /// The protobuf codec `answer` writes with, if it is protobuf (which
+    /// [`Self::answer`] chooses only for a kind that has one).
+    #[cfg(feature = "protobuf")]
+    pub(crate) fn codec(&self, answer: Answer) -> Option<&crate::protobuf::Codec> {
+        self.protobuf.as_ref().filter(|_| answer == Answer::Protobuf)
+    }
+
+    /// `object`'s protobuf encoding, made the first time one is asked for.
+    #[cfg(feature = "protobuf")]
+    pub(crate) fn encoded<'a>(
+        &self,
+        codec: &crate::protobuf::Codec,
+        object: &'a Object,
+    ) -> Result<&'a crate::protobuf::Encoded, ApiError> {
+        object.protobuf((codec, &self.head), &self.metrics.protobuf_encodes)
+    }
+
+    /// `object` as a response body in the form of `answer`, at `revision`.
+    pub(crate) fn object_response(
+        &self,
+        answer: Answer,
+        code: StatusCode,
+        object: &Object,
+        revision: u64,
+    ) -> Result<Response, ApiError> {
         let mut out = BytesMut::with_capacity(512);
+        #[cfg(feature = "protobuf")]
+        if let Some(codec) = self.codec(answer) {
+            codec.object(&mut out, self.encoded(codec, object)?, revision);
+            return Ok(crate::list::protobuf_response(code, out.freeze()));
+        }
+        #[cfg(not(feature = "protobuf"))]
+        let _ = answer;
         object.write_json(&mut out, &self.head, revision);
-        crate::list::json_response(code, out.freeze())
+        Ok(crate::list::json_response(code, out.freeze()))
     }
 }
 

@@ -3,12 +3,11 @@
 //! alike), returning `Result<Response, ApiError>`.
 
 use crate::discovery;
-use crate::negotiation::Answer;
+use crate::negotiation::ReadAnswer;
 use crate::query::{CollectionRequest, Query};
 use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
-use crate::table::TableRequest;
 use crate::write::WriteOptions;
 use crate::{auth, limits, list, negotiation, openapi, validation, watch, write};
 use axum::body::Body;
@@ -32,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/apis", get(discovery::groups))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/version", get(discovery::version))
+        .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/api/{version}", get(openapi::core_document))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi::group_document))
@@ -134,22 +134,14 @@ impl FromRequestParts<AppState> for Item {
 async fn collection(
     State(state): State<AppState>,
     Collection { served, namespace }: Collection,
-    answer: Answer,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(query.as_deref());
-    let table = table_request(answer, &query)?;
+    let answer = ReadAnswer::of(served.answer(&headers)?, &query)?;
     match CollectionRequest::parse(&query, &served.def, namespace.as_deref())? {
-        CollectionRequest::List(request) => list::list(&served, request, table).await,
-        CollectionRequest::Watch(request) => watch::respond(state, served, request, table).await,
-    }
-}
-
-/// The table a read answers with, if its `Accept` chose one.
-fn table_request(answer: Answer, query: &Query) -> Result<Option<TableRequest>, ApiError> {
-    match answer {
-        Answer::Json => Ok(None),
-        Answer::Table(version) => TableRequest::parse(version, query).map(Some),
+        CollectionRequest::List(request) => list::list(&served, request, answer).await,
+        CollectionRequest::Watch(request) => watch::respond(state, served, request, answer).await,
     }
 }
 
@@ -172,10 +164,10 @@ async fn create(
     write::create(&state, &served, namespace.as_deref(), options, (headers, body)).await
 }
 
-async fn get_item(item: Item, answer: Answer, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+async fn get_item(item: Item, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let query = Query::parse(query.as_deref());
-    let table = table_request(answer, &query)?;
-    list::get(&item.served, (&item.namespace, &item.name), &query, table).await
+    let answer = ReadAnswer::of(item.served.answer(&headers)?, &query)?;
+    list::get(&item.served, (&item.namespace, &item.name), &query, answer).await
 }
 
 async fn replace(

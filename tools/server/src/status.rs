@@ -295,6 +295,12 @@ impl ApiError {
         )
     }
 
+    /// Something the server should have been able to do; a fault of the server's.
+    #[cfg(feature = "protobuf")]
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
     }

@@ -1,16 +1,18 @@
-//! Watch responses: one JSON event per line, streamed as the cacher delivers.
+//! Watch responses: one JSON event per line (or for a protobuf client, one
+//! length-prefixed `WatchEvent` each), streamed as the cacher delivers.
 //!
-//! Each chunk is the lines of one batch the watch read (up to [`BATCH`] events), written
-//! from the objects' stored encodings: nothing is encoded per watcher. The stream ends
+//! Each chunk is the events of one batch the watch read (up to [`BATCH`]), written from
+//! the objects' stored encodings: nothing is encoded per watcher. The stream ends
 //! at `timeoutSeconds`, when the server shuts down (cleanly, after the lines it has), or
 //! after an `ERROR` event when the watch cannot go on (`Expired`, too slow, too new).
 
+use crate::negotiation::ReadAnswer;
 use crate::query::WatchRequest;
 use crate::registry::Served;
 use crate::state::AppState;
 use crate::status::ApiError;
 use crate::storage::{Prelude, StorageError};
-use crate::table::{write_table, TableRequest};
+use crate::table::write_table;
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -39,7 +41,7 @@ pub(crate) async fn respond(
     state: AppState,
     served: Arc<Served>,
     request: WatchRequest,
-    table: Option<TableRequest>,
+    answer: ReadAnswer,
 ) -> Result<Response, ApiError> {
     let permit = state.watch_slots.clone().try_acquire_owned().map_err(|_| {
         ApiError::too_many_requests("too many watches open; retry later", Duration::from_secs(1))
@@ -48,21 +50,22 @@ pub(crate) async fn respond(
         served: served.clone(),
         bookmarks: request.bookmarks,
         initial_events_end: request.initial_events_end,
-        table,
+        answer,
     };
+    let content_type = if answer == ReadAnswer::Protobuf { PROTOBUF_WATCH } else { "application/json" };
     let watched = match served.delegator.watch(&request.selection, request.start, request.bookmarks).await {
         Ok(watched) => watched,
         // Kubernetes answers these with a stream of one `ERROR` event.
         Err(StorageError::Compacted { requested, oldest }) => {
             let mut out = BytesMut::new();
             lines.error(&mut out, &WatchError::Expired { requested, oldest });
-            return Ok(stream_response(Body::from(out.freeze())));
+            return Ok(stream_response(content_type, Body::from(out.freeze())));
         }
         Err(error) => return Err(error.into()),
     };
     let mut first = BytesMut::new();
     for event in &watched.prelude {
-        lines.prelude(&mut first, event);
+        lines.prelude(&mut first, event)?;
     }
     served.metrics.deliveries.inc_by(watched.prelude.len() as u64);
     let open = served.metrics.watches_open.clone();
@@ -83,11 +86,14 @@ pub(crate) async fn respond(
         let chunk = stream.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), stream))
     });
-    Ok(stream_response(Body::from_stream(body)))
+    Ok(stream_response(content_type, Body::from_stream(body)))
 }
 
-fn stream_response(body: Body) -> Response {
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+/// A protobuf watch's media type, as kube-apiserver names it.
+const PROTOBUF_WATCH: &str = "application/vnd.kubernetes.protobuf;stream=watch";
+
+fn stream_response(content_type: &'static str, body: Body) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// Keeps `watches_open` right however the response ends (finished, or dropped by a
@@ -130,9 +136,18 @@ impl WatchStream {
             let lines = &self.lines;
             let deadline = self.deadline;
             let limit = (CHUNK_BYTES / self.largest_line.unwrap_or(FIRST_GUESS).max(1)).clamp(1, BATCH);
+            // An event that cannot be written ends the watch there, with an `ERROR`
+            // saying why: a watch misses no event silently.
+            let mut failed = None;
             let write = |event: EventRef<'_, crate::Object>| {
+                if failed.is_some() {
+                    return;
+                }
                 let before = out.len();
-                delivered += lines.event(&mut out, event);
+                match lines.event(&mut out, event) {
+                    Ok(written) => delivered += written,
+                    Err(error) => failed = Some(error),
+                }
                 largest = largest.max(out.len() - before);
             };
             let read = tokio::select! {
@@ -144,7 +159,10 @@ impl WatchStream {
             if largest > 0 {
                 self.largest_line = Some(largest);
             }
-            if let Err(error) = read {
+            if let Some(error) = failed {
+                self.watch = None;
+                lines.status(&mut out, &error);
+            } else if let Err(error) = read {
                 self.watch = None;
                 lines.error(&mut out, &error);
             }
@@ -169,13 +187,14 @@ struct Lines {
     bookmarks: bool,
     /// Whether the client asked for the bookmark that ends the initial events.
     initial_events_end: bool,
-    /// Each event's object as a table of one row (`kubectl get -w`), made per watch.
-    table: Option<TableRequest>,
+    /// JSON lines, each event's object as a table of one row (`kubectl get -w`, made per
+    /// watch), or protobuf frames.
+    answer: ReadAnswer,
 }
 
 impl Lines {
     /// Writes `event`'s line, if the client wants it; returns the objects written (0 or 1).
-    fn event(&self, out: &mut BytesMut, event: EventRef<'_, crate::Object>) -> u64 {
+    fn event(&self, out: &mut BytesMut, event: EventRef<'_, crate::Object>) -> Result<u64, ApiError> {
         let (kind, object, revision) = match event {
             // An object's own revision: for an initial event, the one that last wrote it.
             EventRef::Added { object, .. } => ("ADDED", object, object.revision()),
@@ -187,35 +206,55 @@ impl Lines {
                 {
                     self.bookmark(out, revision, initial_events_end);
                 }
-                return 0;
+                return Ok(0);
             }
         };
-        self.line(out, kind, object, revision);
-        1
+        self.line(out, kind, object, revision)?;
+        Ok(1)
     }
 
     /// A prelude event's line (a watch from before the cacher's window).
-    fn prelude(&self, out: &mut BytesMut, event: &Prelude) {
+    fn prelude(&self, out: &mut BytesMut, event: &Prelude) -> Result<(), ApiError> {
         let (kind, object, revision) = match event {
             Prelude::Added(object) => ("ADDED", object, object.revision()),
             Prelude::Modified(object) => ("MODIFIED", object, object.revision()),
             Prelude::Deleted(object, revision) => ("DELETED", object, *revision),
         };
-        self.line(out, kind, object, revision);
+        self.line(out, kind, object, revision)
     }
 
-    fn line(&self, out: &mut BytesMut, kind: &str, object: &crate::Object, revision: u64) {
+    /// `object`'s event of `kind`; `Err` if it has no encoding in the watch's form.
+    fn line(
+        &self,
+        out: &mut BytesMut,
+        kind: &str,
+        object: &crate::Object,
+        revision: u64,
+    ) -> Result<(), ApiError> {
+        #[cfg(feature = "protobuf")]
+        if let Some(codec) = self.served.codec(self.answer.answer()) {
+            codec.event(out, kind, self.served.encoded(codec, object)?, revision);
+            return Ok(());
+        }
         out.put_slice(br#"{"type":""#);
         out.put_slice(kind.as_bytes());
         out.put_slice(br#"","object":"#);
-        match self.table {
-            None => object.write_json(out, &self.served.head, revision),
-            Some(table) => write_table(out, (&self.served, table), [(object, revision)], (revision, None)),
+        match self.answer {
+            ReadAnswer::Table(table) => {
+                write_table(out, (&self.served, table), [(object, revision)], (revision, None))
+            }
+            ReadAnswer::Json | ReadAnswer::Protobuf => object.write_json(out, &self.served.head, revision),
         }
         out.put_slice(b"}\n");
+        Ok(())
     }
 
     fn bookmark(&self, out: &mut BytesMut, revision: u64, initial_events_end: bool) {
+        #[cfg(feature = "protobuf")]
+        if let Some(codec) = self.served.codec(self.answer.answer()) {
+            codec.bookmark(out, revision, initial_events_end);
+            return;
+        }
         let annotations =
             if initial_events_end { r#","annotations":{"k8s.io/initial-events-end":"true"}"# } else { "" };
         out.put_slice(
@@ -239,6 +278,16 @@ impl Lines {
             WatchError::TooNew { requested, current } => ApiError::too_new(requested, current),
             ref other => ApiError::unavailable(other.to_string()),
         };
+        self.status(out, &status);
+    }
+
+    /// The `ERROR` event that ends a watch with `status`.
+    fn status(&self, out: &mut BytesMut, status: &ApiError) {
+        #[cfg(feature = "protobuf")]
+        if let Some(codec) = self.served.codec(self.answer.answer()) {
+            codec.error_event(out, &status.to_status());
+            return;
+        }
         out.put_slice(br#"{"type":"ERROR","object":"#);
         out.put_slice(status.to_status().to_string().as_bytes());
         out.put_slice(b"}\n");

@@ -2,6 +2,7 @@
 //! storage (see `storage/`), answered with the object as written (a delete: a `Status`
 //! `Success`, or for pods the last state at the deleting revision, as Kubernetes answers).
 
+use crate::negotiation::{Answer, PROTOBUF, PROTOBUF_SERVED};
 use crate::object::{parse_resource_version, Identity, Object, Submitted};
 use crate::query::{dry_run, Query};
 use crate::registry::Served;
@@ -18,12 +19,6 @@ use serde::Deserialize;
 /// The media types of an object body.
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
-
-/// Kubernetes' protobuf, where the build has its definitions (the `protobuf` feature).
-#[cfg(feature = "protobuf")]
-const PROTOBUF: Option<&str> = Some(crate::protobuf::PROTOBUF);
-#[cfg(not(feature = "protobuf"))]
-const PROTOBUF: Option<&str> = None;
 
 /// The patch content types.
 const JSON_PATCH: &str = "application/json-patch+json";
@@ -137,16 +132,19 @@ async fn object_body(
 ) -> Result<Submitted, ApiError> {
     let given = content_type(headers);
     let yaml = is_media_type(given, YAML);
-    let protobuf = PROTOBUF.is_some_and(|protobuf| is_media_type(given, protobuf));
+    let protobuf = is_media_type(given, PROTOBUF);
     if protobuf && served.def.builtin.is_none() {
         return Err(ApiError::unsupported_media_type_because(
             given,
             "protobuf is served for the built-in kinds only; a custom resource is json or yaml",
         ));
     }
+    if protobuf && !PROTOBUF_SERVED {
+        return Err(protobuf_not_built(given));
+    }
     if !given.is_empty() && !yaml && !protobuf && !is_media_type(given, JSON) {
-        let accepted: Vec<&str> =
-            [JSON, YAML].into_iter().chain(PROTOBUF.filter(|_| served.def.builtin.is_some())).collect();
+        let protobuf = (PROTOBUF_SERVED && served.def.builtin.is_some()).then_some(PROTOBUF);
+        let accepted: Vec<&str> = [JSON, YAML].into_iter().chain(protobuf).collect();
         return Err(ApiError::unsupported_media_type(given, &accepted));
     }
     let body = read_body(state, headers, body).await?;
@@ -231,11 +229,6 @@ fn warned(mut response: Response, warnings: &[String]) -> Response {
     response
 }
 
-/// The response to a write: the object at the revision it got.
-fn written(served: &Served, code: StatusCode, object: &Object, revision: u64) -> Response {
-    served.object_response(code, object, revision)
-}
-
 pub(crate) async fn create(
     state: &State,
     served: &Served,
@@ -249,6 +242,7 @@ pub(crate) async fn create(
         (None, true) => return Err(ApiError::method_not_allowed("a collection of every namespace")),
         (Some(namespace), false) => return Err(ApiError::no_such_path(&format!("namespaces/{namespace}"))),
     };
+    let answer = served.answer(&headers)?;
     let submitted = object_body(state, served, &headers, body).await?;
     let warnings = options.field_validation.check(&submitted.unknown_fields)?;
     let identity = Identity::new();
@@ -260,7 +254,10 @@ pub(crate) async fn create(
     }
     let target = Target { resource: &served.group_resource, namespace, name: &name };
     let stored = served.delegator.create(target, object, options.dry_run).await?;
-    Ok(warned(written(served, StatusCode::CREATED, &stored.object, stored.revision), &warnings))
+    Ok(warned(
+        served.object_response(answer, StatusCode::CREATED, &stored.object, stored.revision)?,
+        &warnings,
+    ))
 }
 
 pub(crate) async fn replace(
@@ -270,10 +267,11 @@ pub(crate) async fn replace(
     options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
+    let answer = served.answer(&headers)?;
     let submitted = object_body(state, served, &headers, body).await?;
     let warnings = options.field_validation.check(&submitted.unknown_fields)?;
     let precondition = submitted.resource_version;
-    let response = update(served, (namespace, name), (precondition, options), &|current: &Object| {
+    let response = update(served, (namespace, name), (precondition, options, answer), &|current: &Object| {
         replacement(served, (namespace, name), submitted.clone(), current)
     })
     .await?;
@@ -287,13 +285,14 @@ pub(crate) async fn patch(
     options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
+    let answer = served.answer(&headers)?;
     let given = content_type(&headers);
     let body = read_body(state, &headers, body).await?;
     let patch = PatchKind::parse(served, given, &body)?;
     let precondition = patch.precondition()?;
     // The warnings of the attempt that was written (a retried one computes them again).
     let warnings = std::sync::Mutex::new(Vec::new());
-    let response = update(served, (namespace, name), (precondition, options), &|current: &Object| {
+    let response = update(served, (namespace, name), (precondition, options, answer), &|current: &Object| {
         let mut value = current.to_value(&served.head);
         patch.apply(&mut value)?;
         let submitted = Submitted::from_value(value, &served.def)?;
@@ -326,24 +325,33 @@ fn replacement(
 async fn update(
     served: &Served,
     (namespace, name): (&str, &str),
-    (precondition, options): (Option<u64>, WriteOptions),
+    (precondition, options, answer): (Option<u64>, WriteOptions, Answer),
     next: &(dyn Fn(&Object) -> Result<Object, ApiError> + Send + Sync),
 ) -> Result<Response, ApiError> {
     let target = Target { resource: &served.group_resource, namespace, name };
     let stored = served.delegator.update(target, precondition, next, options.dry_run).await?;
-    Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
+    served.object_response(answer, StatusCode::OK, &stored.object, stored.revision)
 }
 
 /// A delete's body: JSON, or with the `protobuf` feature Kubernetes' protobuf.
 fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let invalid = |error: serde_json::Error| ApiError::bad_request(format!("invalid DeleteOptions: {error}"));
-    #[cfg(feature = "protobuf")]
-    if is_media_type(content_type(headers), crate::protobuf::PROTOBUF) {
+    let given = content_type(headers);
+    if is_media_type(given, PROTOBUF) {
+        #[cfg(feature = "protobuf")]
         return serde_json::from_value(crate::protobuf::decode_delete_options(body)?).map_err(invalid);
+        #[cfg(not(feature = "protobuf"))]
+        return Err(protobuf_not_built(given));
     }
-    #[cfg(not(feature = "protobuf"))]
-    let _ = headers;
     serde_json::from_slice(body).map_err(invalid)
+}
+
+/// 415 to a protobuf body, in a build without the `protobuf` feature.
+fn protobuf_not_built(given: &str) -> ApiError {
+    ApiError::unsupported_media_type_because(
+        given,
+        "this server is built without protobuf; send json or yaml",
+    )
 }
 
 /// `DeleteOptions`, of which the server reads the preconditions and `dryRun`.
@@ -369,6 +377,7 @@ pub(crate) async fn delete(
     options: WriteOptions,
     (headers, body): (HeaderMap, Body),
 ) -> Result<Response, ApiError> {
+    let answer = served.answer(&headers)?;
     let body = read_body(state, &headers, body).await?;
     let body_options =
         if body.is_empty() { DeleteOptions::default() } else { delete_options(&headers, &body)? };
@@ -389,5 +398,5 @@ pub(crate) async fn delete(
     if !served.def.delete_answers_the_object() {
         return Ok(crate::status::deleted(&served.group_resource, name, stored.object.uid()));
     }
-    Ok(written(served, StatusCode::OK, &stored.object, stored.revision))
+    served.object_response(answer, StatusCode::OK, &stored.object, stored.revision)
 }

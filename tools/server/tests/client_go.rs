@@ -110,13 +110,21 @@ async fn client_go_with_json_in_memory() {
 }
 
 /// As Kubernetes' components configure client-go: protobuf bodies, protobuf preferred in
-/// answers (the server answers JSON, which client-go also accepts).
+/// answers, which the server answers in (objects, lists, the informer's watch).
 #[cfg(feature = "protobuf")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_go_with_protobuf_in_memory() {
     let server = Running::start(Settings::default()).await;
     assert_eq!(run_check(&server, "default", "application/vnd.kubernetes.protobuf").await, expected());
     assert_eq!(written(&server, "default").await, ["a=2", "b0=2", "b2=1", "b3=1", "b4=1", "w=1"]);
+    let client = Client::try_from(Config::new(server.url().parse().expect("a url"))).expect("a client");
+    let metrics = client.request_text(http::Request::get("/metrics").body(Vec::new()).unwrap());
+    let metrics = metrics.await.expect("the metrics");
+    let encodes = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"watchcache_protobuf_encodes_total{resource="configmaps"} "#))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(encodes.is_some_and(|count| count > 0), "answered in protobuf: {encodes:?}");
     server.stop().await;
 }
 

@@ -266,11 +266,13 @@ async fn pods_select_by_node_name_through_the_index() {
     assert_eq!(names(on_n1), ["p1", "p3"]);
     let unscheduled = pods.list(&ListParams::default().fields("spec.nodeName=")).await.unwrap();
     assert_eq!(names(unscheduled), ["p4"]);
-    // Other fields Kubernetes makes selectable on pods are served, unset ones empty.
+    // Other fields Kubernetes makes selectable on pods are served, unset ones empty; a
+    // pod is created `Pending`, as in Kubernetes.
     let running = pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap();
     assert!(running.items.is_empty());
-    let phaseless = pods.list(&ListParams::default().fields("status.phase=,spec.nodeName=n1")).await.unwrap();
-    assert_eq!(names(phaseless), ["p1", "p3"]);
+    let fields = "status.phase=Pending,status.podIP=,spec.nodeName=n1";
+    let pending = pods.list(&ListParams::default().fields(fields)).await.unwrap();
+    assert_eq!(names(pending), ["p1", "p3"]);
     let (code, _) = status_of(pods.list(&ListParams::default().fields("spec.hostname=x")).await.unwrap_err());
     assert_eq!(code, 400);
 

@@ -259,3 +259,116 @@ async fn protobuf_bodies_that_do_not_decode_are_refused() {
     assert_eq!(code, 415, "{refused}");
     server.stop().await;
 }
+
+/// A GET of `path` accepting `accept`: the code, the `Content-Type` and the body.
+async fn get_accepting(client: &Client, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
+    let request =
+        http::Request::get(path).header("accept", accept).body(kube::client::Body::from(Vec::new())).unwrap();
+    let response = client.send(request).await.unwrap();
+    let code = response.status().as_u16();
+    let content_type = response.headers().get("content-type").map(|value| value.to_str().unwrap().to_owned());
+    (code, content_type.unwrap_or_default(), response.into_body().collect_bytes().await.unwrap().to_vec())
+}
+
+/// A metric's value for `resource` (0 when absent).
+#[cfg(feature = "protobuf")]
+async fn metric(client: &Client, name: &str, resource: &str) -> u64 {
+    let text = client.request_text(http::Request::get("/metrics").body(Vec::new()).unwrap()).await.unwrap();
+    let series = format!("{name}{{resource=\"{resource}\"}} ");
+    text.lines().find_map(|line| line.strip_prefix(&series)).map_or(0, |value| value.parse().unwrap())
+}
+
+/// Protobuf answers (their contents are read by client-go in `client_go.rs`): each object
+/// is encoded once however many watches and lists send it, a watch is length-prefixed
+/// frames, and a custom resource stays JSON (406 to a client that takes only protobuf).
+#[cfg(feature = "protobuf")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_answers_encode_each_object_once() {
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+    let (server, client) = serving_also("example.com/v1/widgets/Widget").await;
+    let maps = "/api/v1/namespaces/default/configmaps";
+    for name in ["a", "b"] {
+        let map = json!({ "metadata": { "name": name }, "data": { "k": "v" } });
+        assert_eq!(request(&client, "POST", maps, Some(map)).await.0, 201);
+    }
+    let watch = format!("{maps}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1");
+    for _ in 0..3 {
+        let (code, content_type, body) = get_accepting(&client, &watch, PROTOBUF).await;
+        assert_eq!((code, content_type.as_str()), (200, "application/vnd.kubernetes.protobuf;stream=watch"));
+        // Two ADDED frames and the bookmark that ends the initial events, each after its
+        // length, and each holding an object in the envelope.
+        let mut rest = body.as_slice();
+        let mut frames = Vec::new();
+        while let Some((length, after)) = rest.split_first_chunk::<4>() {
+            let length = u32::from_be_bytes(*length) as usize;
+            frames.push(&after[..length]);
+            rest = &after[length..];
+        }
+        assert_eq!(frames.len(), 3, "{body:?}");
+        for (frame, kind) in frames.iter().zip([&b"ADDED"[..], b"ADDED", b"BOOKMARK"]) {
+            assert_eq!(&frame[2..2 + kind.len()], kind);
+            assert!(frame.windows(4).any(|window| window == b"k8s\0"), "enveloped");
+        }
+    }
+    let (code, content_type, list) =
+        get_accepting(&client, maps, &format!("{PROTOBUF}, application/json")).await;
+    assert_eq!((code, content_type.as_str()), (200, PROTOBUF));
+    assert!(list.starts_with(b"k8s\0"));
+    let (code, _, _) = get_accepting(&client, &format!("{maps}/a"), PROTOBUF).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        metric(&client, "watchcache_protobuf_encodes_total", "configmaps").await,
+        2,
+        "once per object"
+    );
+
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let (code, _, refused) = get_accepting(&client, widgets, PROTOBUF).await;
+    assert_eq!((code, json_of(&refused)["reason"].as_str()), (406, Some("NotAcceptable")));
+    let (code, content_type, _) =
+        get_accepting(&client, widgets, &format!("{PROTOBUF}, application/json")).await;
+    assert_eq!((code, content_type.as_str()), (200, "application/json"));
+    server.stop().await;
+}
+
+/// `/openapi/v2` defines every served kind as v2 readers (kubectl before 1.27) read it:
+/// references with siblings unwrapped, a custom resource an object of any fields; in
+/// protobuf where the build has the definitions (read by kubectl 1.20 in `kubectl.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_v2_defines_every_served_kind() {
+    let (server, client) = serving_also("example.com/v1/widgets/Widget").await;
+    let (code, content_type, body) = get_accepting(&client, "/openapi/v2", "application/json").await;
+    assert_eq!((code, content_type.as_str()), (200, "application/json"));
+    let document = json_of(&body);
+    assert_eq!(document["swagger"], "2.0");
+    let definitions = document["definitions"].as_object().unwrap();
+    let kinds: Vec<&str> = definitions
+        .values()
+        .filter_map(|schema| schema["x-kubernetes-group-version-kind"][0]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    for kind in ["ConfigMap", "Pod", "Secret", "Event", "Namespace", "Widget"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let spec = &definitions["io.k8s.api.core.v1.Pod"]["properties"]["spec"];
+    assert_eq!(spec["$ref"], "#/definitions/io.k8s.api.core.v1.PodSpec", "{spec}");
+    assert!(spec.get("allOf").is_none() && spec["description"].is_string(), "{spec}");
+    let text = body.iter().map(|byte| char::from(*byte)).collect::<String>();
+    for reference in text.split("\"$ref\":\"#/definitions/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(definitions.contains_key(name), "{name} is referenced and defined");
+    }
+    let widget = &definitions["com.example.v1.Widget"];
+    assert!(widget.get("properties").is_none(), "{widget}");
+    assert_eq!(widget["type"], "object");
+
+    let protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let (code, content_type, body) = get_accepting(&client, "/openapi/v2", protobuf).await;
+    if cfg!(feature = "protobuf") {
+        assert_eq!((code, content_type.as_str()), (200, "application/octet-stream"));
+        assert!(body.windows(b"ConfigMap".len()).any(|window| window == b"ConfigMap"));
+    } else {
+        assert_eq!(code, 406);
+    }
+    server.stop().await;
+}

@@ -138,8 +138,12 @@ fn provision(tools: &Path) -> Result<Vec<(&'static str, PathBuf)>, ProvisionErro
     }
     variables.push(("GO", go(tools, &root)?));
     let gopath = kubernetes_gopath(tools)?;
-    // Where Kubernetes' `.proto` definitions are, for the server's `protobuf` feature.
-    variables.push(("KUBERNETES_PROTO_ROOT", gopath.join("src/k8s.io/kubernetes/staging/src")));
+    // Where Kubernetes' `.proto` definitions are, for the server's `protobuf` feature: its
+    // own (`staging/src`) and the OpenAPI v2 document's, which it vendors.
+    let tree = gopath.join("src/k8s.io/kubernetes");
+    let roots = std::env::join_paths([tree.join("staging/src"), tree.join("vendor")])
+        .expect("the tree's paths hold no path separator");
+    variables.push(("KUBERNETES_PROTO_ROOT", PathBuf::from(roots)));
     variables.push(("KUBERNETES_GOPATH", gopath));
     Ok(variables)
 }

@@ -23,59 +23,13 @@
 //! does not decode (truncated, not protobuf), an envelope naming another kind or
 //! encoding, a field of the wrong wire type.
 
+use super::{json_properties, message, CORE_V1, MAGIC, META_V1};
+use crate::negotiation::PROTOBUF;
 use crate::status::ApiError;
-use crate::{BuiltIn, ResourceDef};
+use crate::ResourceDef;
 use base64::Engine;
-use prost_reflect::{
-    DescriptorPool, DynamicMessage, MapKey, MessageDescriptor, ReflectMessage, Value as Proto,
-};
+use prost_reflect::{DynamicMessage, MapKey, ReflectMessage, Value as Proto};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
-
-/// The media type.
-pub(crate) const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
-
-/// What every protobuf body starts with.
-const MAGIC: &[u8; 4] = b"k8s\0";
-
-/// The package of the built-in kinds' messages.
-const CORE_V1: &str = "k8s.io.api.core.v1";
-const META_V1: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
-
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let compiled = include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.bin"));
-        DescriptorPool::decode(compiled.as_slice()).expect("build.rs wrote a descriptor set protoc made")
-    })
-}
-
-/// Each built-in type's JSON properties, by its protobuf message's name
-/// (`io.k8s.api.core.v1.Probe`'s under `k8s.io.api.core.v1.Probe`).
-fn json_properties() -> &'static HashMap<String, HashSet<String>> {
-    static PROPERTIES: OnceLock<HashMap<String, HashSet<String>>> = OnceLock::new();
-    PROPERTIES.get_or_init(|| {
-        let mut generator =
-            schemars::generate::SchemaGenerator::new(schemars::generate::SchemaSettings::openapi3());
-        for kind in BuiltIn::ALL {
-            kind.generate_schema(&mut generator);
-        }
-        generator
-            .take_definitions(true)
-            .into_iter()
-            .filter_map(|(name, schema)| {
-                let message = format!("k8s.io.{}", name.strip_prefix("io.k8s.")?);
-                let properties = schema.get("properties")?.as_object()?.keys().cloned().collect();
-                Some((message, properties))
-            })
-            .collect()
-    })
-}
-
-fn message(name: &str) -> MessageDescriptor {
-    pool().get_message_by_name(name).unwrap_or_else(|| panic!("the definitions have no {name}"))
-}
 
 /// A protobuf body of `def` (a built-in kind), as the object's JSON form, with the
 /// fields the definitions do not have, by path and number.
