@@ -5,6 +5,7 @@
 #
 #   benches/wire/run.sh                    every N in CONNECTIONS, ROUNDS rounds
 #   CONNECTIONS="100 1000" ROUNDS=1 RATES="100:900 1000:200" benches/wire/run.sh
+#   WIRES="json protobuf" benches/wire/run.sh  each run as JSON lines and as protobuf frames
 #
 # Both servers stand on the same etcd member (../kube-apiserver/run.sh starts it): kube-
 # apiserver under /registry, watchcache-server under /watchcache, so each reads only its
@@ -22,7 +23,7 @@ if [ -z "${APISERVER:-}" ]; then
   cd "$root"
   eval "$(cargo xtask env)"
   PATH=$(dirname "$ETCD"):$PATH
-  cargo build --release -q -p watchcache-server -p watchcache-loadgen
+  cargo build --release -q -p watchcache-server -p watchcache-loadgen --features watchcache-server/protobuf
   export OUT=${OUT:-$root/target/wire/$(date +%Y%m%dT%H%M%S)}
   mkdir -p "$OUT"
   ANCHOR_PLAIN_HTTP=1 "$root/benches/kube-apiserver/run.sh" -- "$0" "$@"
@@ -56,17 +57,19 @@ rate_for() {
 }
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for connections in ${CONNECTIONS:-1 100 1000 10000}; do
-    for server in watchcache-server kube-apiserver; do
-      case $server in
-        watchcache-server) target=$watchcache pid=$server_pid ;;
-        kube-apiserver) target=$APISERVER pid=$APISERVER_PID ;;
-      esac
-      echo "wire: round $round, $server, $connections connections" >&2
-      "$root/target/release/watchcache-loadgen" --json --target "$target" --resource configmaps \
-        --connections "$connections" --rate "$(rate_for "$connections")" --keys 100 --duration "${DURATION:-5}" \
-        --server-pid "$pid" --server-pid "$ETCD_PID" \
-        > "$OUT/$server-$connections-$round.json" ||
-        echo "wire: $server at $connections connections failed (see above)" >&2
+    for wire in ${WIRES:-json}; do
+      for server in watchcache-server kube-apiserver; do
+        case $server in
+          watchcache-server) target=$watchcache pid=$server_pid ;;
+          kube-apiserver) target=$APISERVER pid=$APISERVER_PID ;;
+        esac
+        echo "wire: round $round, $server, $wire, $connections connections" >&2
+        "$root/target/release/watchcache-loadgen" --json --target "$target" --resource configmaps \
+          --wire "$wire" --connections "$connections" --rate "$(rate_for "$connections")" --keys 100 \
+          --duration "${DURATION:-5}" --server-pid "$pid" --server-pid "$ETCD_PID" \
+          > "$OUT/$server-$wire-$connections-$round.json" ||
+          echo "wire: $server ($wire) at $connections connections failed (see above)" >&2
+      done
     done
   done
 done

@@ -103,6 +103,9 @@ pub struct Config {
     /// With --target: what the producers write.
     #[arg(long, value_enum, default_value_t = Resource::Pods, requires = "target")]
     pub resource: Resource,
+    /// With --target: the form the watches ask for (`Accept`).
+    #[arg(long, value_enum, default_value_t = Wire::Json, requires = "target")]
+    pub wire: Wire,
     /// With --target: how many watch connections (default: --watchers).
     #[arg(long, requires = "target")]
     pub connections: Option<u64>,
@@ -111,6 +114,17 @@ pub struct Config {
     /// such as the server and its etcd.
     #[arg(long, requires = "target")]
     pub server_pid: Vec<u32>,
+}
+
+/// The form of a watch stream over the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    /// JSON lines.
+    Json,
+    /// Kubernetes' protobuf (`application/vnd.kubernetes.protobuf`): length-prefixed
+    /// `WatchEvent` frames, for the built-in kinds of a server that serves them.
+    Protobuf,
 }
 
 /// The kind of object a run over the network writes and watches.

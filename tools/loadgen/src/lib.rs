@@ -11,8 +11,9 @@ mod network;
 mod report;
 mod timing;
 mod usage;
+mod wire;
 
-pub use config::{Config, Consumers, Policy, Receive, Resource};
+pub use config::{Config, Consumers, Policy, Receive, Resource, Wire};
 pub use embedded::run;
 pub use network::run_network;
 pub use report::{Percentiles, Report, ServerFigures};

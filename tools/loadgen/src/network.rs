@@ -1,7 +1,8 @@
 //! The run against a server over HTTP (`--target`): producers replace pods or config
 //! maps (`--resource`) with `PUT` on keep-alive connections (one per producer thread), and one thread holds every watch
 //! connection with mio — no async runtime in the client, so the client costs little next
-//! to the server — parsing the chunked JSON lines incrementally as they arrive.
+//! to the server — parsing the chunked JSON lines (or with `--wire protobuf`, the
+//! length-prefixed protobuf frames) incrementally as they arrive.
 //!
 //! Each object carries its schedule in annotations (`loadgen/intended`, `loadgen/sent`:
 //! nanoseconds after the run's start), so latency is measured from the intended send
@@ -9,14 +10,13 @@
 //! select one node's objects: pods by `spec.nodeName=node-N`, which `watchcache-server`
 //! serves from its trigger index, config maps by the label `loadgen/node=node-N`.
 
-use crate::config::{Config, Resource};
+use crate::config::{Config, Resource, Wire};
 use crate::report::{histogram, Latencies, Percentiles, Report, ServerFigures};
 use crate::timing::{node_of, produce, Consumed};
 use crate::usage::Usage;
+use crate::wire::take_events;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use serde::Deserialize;
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -82,7 +82,7 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
                 "/api/v1/namespaces/{NAMESPACE}/{}?watch=true&resourceVersion={from}{selector}",
                 resource.plural()
             );
-            Connection::open(&poll, Token(index as usize), address, &path, node)
+            Connection::open(&poll, Token(index as usize), address, (&path, config.wire), node)
         })
         .collect::<Result<_, _>>()?;
     let mut events = Events::with_capacity(1024);
@@ -243,6 +243,7 @@ fn object(config: &Config, id: u64, key: u64, node: u64, intended_nanos: u64, se
 #[derive(Debug, Clone, Copy, Default)]
 struct ServerSample {
     encodes: u64,
+    protobuf_encodes: u64,
     deliveries: u64,
     cpu_seconds: Option<f64>,
 }
@@ -263,6 +264,7 @@ impl ServerSample {
         };
         Self {
             encodes: counter("watchcache_encodes_total"),
+            protobuf_encodes: counter("watchcache_protobuf_encodes_total"),
             deliveries: counter("watchcache_deliveries_total"),
             // Every process or none: a sum that missed one would be wrong, not partial.
             cpu_seconds: (!config.server_pid.is_empty())
@@ -274,6 +276,7 @@ impl ServerSample {
     fn since(&self, before: &Self) -> ServerFigures {
         ServerFigures {
             encodes: self.encodes.saturating_sub(before.encodes),
+            protobuf_encodes: self.protobuf_encodes.saturating_sub(before.protobuf_encodes),
             deliveries: self.deliveries.saturating_sub(before.deliveries),
             cpu_seconds: self.cpu_seconds.zip(before.cpu_seconds).map(|(after, before)| after - before),
         }
@@ -329,31 +332,12 @@ struct Connection {
     written: usize,
     /// Bytes received and not yet parsed.
     input: Vec<u8>,
-    /// Chunk data not yet ending in a newline.
-    line: Vec<u8>,
+    /// Chunk data not yet making a whole event.
+    body: Vec<u8>,
+    wire: Wire,
     stage: Stage,
     node: Option<u64>,
     consumed: Consumed,
-}
-
-/// The part of a watch line the generator reads.
-#[derive(Deserialize)]
-struct WatchLine {
-    #[serde(rename = "type")]
-    kind: String,
-    object: LineObject,
-}
-
-#[derive(Deserialize)]
-struct LineObject {
-    #[serde(default)]
-    metadata: LineMetadata,
-}
-
-#[derive(Deserialize, Default)]
-struct LineMetadata {
-    #[serde(default)]
-    annotations: HashMap<String, String>,
 }
 
 impl Connection {
@@ -361,7 +345,7 @@ impl Connection {
         poll: &Poll,
         token: Token,
         address: SocketAddr,
-        path: &str,
+        (path, wire): (&str, Wire),
         node: Option<u64>,
     ) -> Result<Self, String> {
         let mut stream =
@@ -370,15 +354,20 @@ impl Connection {
         poll.registry()
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|error| format!("cannot register a connection: {error}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\n\r\n")
-            .into_bytes();
+        let accept = match wire {
+            Wire::Json => "application/json",
+            Wire::Protobuf => "application/vnd.kubernetes.protobuf",
+        };
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\n\r\n").into_bytes();
         Ok(Self {
             stream,
             token,
             request,
             written: 0,
             input: Vec::new(),
-            line: Vec::new(),
+            body: Vec::new(),
+            wire,
             stage: Stage::Head,
             node,
             consumed: Consumed::new(false),
@@ -447,36 +436,22 @@ impl Connection {
             if size == 0 {
                 self.stage = Stage::Ended;
             }
-            self.line.extend_from_slice(&self.input[data..data + size]);
+            self.body.extend_from_slice(&self.input[data..data + size]);
             at = data + size + 2;
         }
         self.input.drain(..at);
-        let mut from = 0;
-        while let Some(newline) = self.line[from..].iter().position(|&byte| byte == b'\n') {
-            let line = &self.line[from..from + newline];
-            from += newline + 1;
-            let parsed: WatchLine =
-                serde_json::from_slice(line).map_err(|error| format!("a bad watch line: {error}"))?;
-            match parsed.kind.as_str() {
-                "ADDED" | "MODIFIED" | "DELETED" => {
-                    let stamp = |name: &str| {
-                        parsed
-                            .object
-                            .metadata
-                            .annotations
-                            .get(name)
-                            .and_then(|value| value.parse::<u64>().ok())
-                    };
-                    if let (Some(intended), Some(sent)) = (stamp("loadgen/intended"), stamp("loadgen/sent")) {
-                        self.consumed.record(intended, sent, start);
-                    }
+        let consumed = &mut self.consumed;
+        take_events(self.wire, &mut self.body, |event| match event.kind.as_str() {
+            "ADDED" | "MODIFIED" | "DELETED" => {
+                if let (Some(intended), Some(sent)) =
+                    (event.stamp("loadgen/intended"), event.stamp("loadgen/sent"))
+                {
+                    consumed.record(intended, sent, start);
                 }
-                "ERROR" => self.consumed.expiries += 1,
-                _ => {}
             }
-        }
-        self.line.drain(..from);
-        Ok(())
+            "ERROR" => consumed.expiries += 1,
+            _ => {}
+        })
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Report {
 pub struct ServerFigures {
     /// Objects the server encoded to JSON.
     pub encodes: u64,
+    /// Objects the server encoded to protobuf.
+    pub protobuf_encodes: u64,
     /// Events the server wrote to watch responses.
     pub deliveries: u64,
     /// The CPU seconds of the processes given with `--server-pid`, if any.
@@ -155,6 +157,11 @@ impl Report {
     /// once, whatever the number of watchers.
     pub fn encodes_per_event(&self, server: &ServerFigures) -> f64 {
         server.encodes as f64 / self.events.max(1) as f64
+    }
+
+    /// Protobuf encodes per event.
+    pub fn protobuf_encodes_per_event(&self, server: &ServerFigures) -> f64 {
+        server.protobuf_encodes as f64 / self.events.max(1) as f64
     }
 
     fn millions_of_deliveries(&self) -> f64 {
@@ -197,6 +204,10 @@ impl Report {
         );
         if let Some(server) = &self.server {
             fields.insert("server_encodes_per_event".into(), self.encodes_per_event(server).into());
+            fields.insert(
+                "server_protobuf_encodes_per_event".into(),
+                self.protobuf_encodes_per_event(server).into(),
+            );
             if let Some(cpu) = server.cpu_seconds {
                 fields.insert(
                     "server_cpu_seconds_per_million_deliveries".into(),
@@ -247,9 +258,11 @@ impl std::fmt::Display for Report {
         if let Some(server) = &self.server {
             write!(
                 f,
-                "\nserver        {} encodes ({:.2} per event), {} deliveries",
+                "\nserver        {} encodes ({:.2} per event), {} protobuf ({:.2}), {} deliveries",
                 server.encodes,
                 self.encodes_per_event(server),
+                server.protobuf_encodes,
+                self.protobuf_encodes_per_event(server),
                 server.deliveries
             )?;
             if let Some(cpu) = server.cpu_seconds {

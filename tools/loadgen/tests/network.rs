@@ -1,6 +1,7 @@
 //! The load generator over the network, against a real server on loopback: every
-//! expected delivery arrives through the mio client, and the server encodes each event
-//! once however many watch connections receive it.
+//! expected delivery arrives through the mio client, as JSON lines or protobuf frames,
+//! and the server encodes each event once per form however many watch connections
+//! receive it.
 use clap::Parser;
 use watchcache_loadgen::{run_network, Config, Resource};
 use watchcache_server::{Server, Settings};
@@ -16,19 +17,54 @@ fn every_config_map_delivery_arrives_over_http_and_each_event_is_encoded_once() 
     every_delivery_arrives_and_each_event_is_encoded_once(Resource::Configmaps);
 }
 
+/// Over protobuf frames, where the server serves protobuf (built with its `protobuf`
+/// feature, as `cargo xtask test` builds it): each event is encoded once to JSON (when
+/// written) and once to protobuf (when first sent), however many connections read it.
+/// Without the feature the server refuses the watches, and the run says so.
+#[test]
+fn every_delivery_arrives_over_protobuf_frames_and_each_event_is_encoded_once_per_form() {
+    let (_runtime, target, stop) = serve();
+    let config = Config::parse_from([
+        "loadgen",
+        "--target",
+        &target,
+        "--wire",
+        "protobuf",
+        "--resource",
+        "configmaps",
+        "--connections",
+        "6",
+        "--trigger-cardinality",
+        "3",
+        "--keys",
+        "20",
+        "--duration",
+        "0.5",
+        "--rate",
+        "1000",
+    ]);
+    let served = ureq::get(&format!("{target}/openapi/v2"))
+        .set("accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+        .call()
+        .is_ok();
+    match run_network(&config, &target, |_| {}) {
+        Ok(report) => {
+            assert!(served, "protobuf watches of a server that serves no protobuf");
+            assert!(report.events > 0);
+            assert_eq!(report.deliveries, report.expected_deliveries, "no loss over protobuf");
+            let server = report.server.expect("the server's figures");
+            assert_eq!((server.encodes, server.protobuf_encodes), (report.events, report.events));
+        }
+        Err(error) => {
+            assert!(!served, "{error}");
+            assert!(error.contains("406"), "{error}");
+        }
+    }
+    let _ = stop.send(());
+}
+
 fn every_delivery_arrives_and_each_event_is_encoded_once(resource: Resource) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (address, stop) = runtime.block_on(async {
-        let server = Server::new(Settings::default()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        (address, stop)
-    });
-    let target = format!("http://{address}");
+    let (_runtime, target, stop) = serve();
     let config = Config::parse_from([
         "loadgen",
         "--target",
@@ -67,4 +103,20 @@ fn an_unreachable_target_is_an_error_not_a_hang() {
     let config = Config::parse_from(["loadgen", "--target", "http://127.0.0.1:1", "--duration", "0.1"]);
     let error = run_network(&config, "http://127.0.0.1:1", |_| {}).expect_err("nothing listens on port 1");
     assert!(error.contains("cannot create"), "{error}");
+}
+
+/// A server on loopback, on its own runtime: the runtime, the target URL, and what stops it.
+fn serve() -> (tokio::runtime::Runtime, String, tokio::sync::oneshot::Sender<()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (address, stop) = runtime.block_on(async {
+        let server = Server::new(Settings::default()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        (address, stop)
+    });
+    (runtime, format!("http://{address}"), stop)
 }
