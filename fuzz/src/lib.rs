@@ -1,6 +1,7 @@
 //! What the fuzz targets share: one in-memory `watchcache-server` behind its router, fed
-//! requests without a socket, and the rule every answer must keep — a server error is a
-//! bug, and every refusal is a Kubernetes `Status` saying why in lowercase.
+//! requests without a socket, and the rules every answer must keep — a server error is a
+//! bug, every refusal is a Kubernetes `Status` saying why in lowercase, and an object a
+//! write stored reads back in protobuf and takes that answer back as a write.
 
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
@@ -125,7 +126,45 @@ pub fn check(method: Method, uri: &str, content_type: Option<&str>, body: Vec<u8
         assert!(!message.is_empty(), "{method} {uri}: no message");
         assert!(!message.starts_with(char::is_uppercase), "{method} {uri}: {message}");
     } else if let Some(body) = body {
-        serde_json::from_slice::<serde_json::Value>(&body)
+        let answer = serde_json::from_slice::<serde_json::Value>(&body)
             .unwrap_or_else(|_| panic!("{method} {uri}: not json"));
+        let written = matches!(method, Method::POST | Method::PUT | Method::PATCH) && !uri.contains("dryRun");
+        if written {
+            harness.runtime.block_on(protobuf_round_trip(&harness.router, &answer));
+        }
     }
 }
+
+/// An object a write stored (`answer`, its JSON), read in protobuf and written back in
+/// protobuf: the encoder takes whatever the server stored of a built-in kind, and the
+/// decoder and validation take whatever the encoder makes.
+async fn protobuf_round_trip(router: &axum::Router, answer: &serde_json::Value) {
+    let collection = match answer["kind"].as_str() {
+        Some("ConfigMap") => MAPS,
+        Some("Pod") => PODS,
+        _ => return,
+    };
+    let Some(name) = answer["metadata"]["name"].as_str() else { return };
+    let item = format!("{collection}/{name}");
+    let request = Request::get(&item)
+        .header(http::header::ACCEPT, PROTOBUF)
+        .body(Body::empty())
+        .expect("a request");
+    let response = router.clone().oneshot(request).await.expect("the router is infallible");
+    // Gone already (a delete raced it) is fine; anything else but the object is not.
+    if response.status() == StatusCode::NOT_FOUND {
+        return;
+    }
+    assert_eq!(response.status(), StatusCode::OK, "GET {item} as protobuf");
+    let encoded = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body").to_vec();
+    assert!(encoded.starts_with(b"k8s\0"), "GET {item} as protobuf: {encoded:?}");
+    let (status, body) = send(router, Method::PUT, &item, Some(PROTOBUF), encoded).await;
+    // The answer carries the revision it was read at: a write between is a conflict.
+    assert!(
+        status == StatusCode::OK || status == StatusCode::CONFLICT,
+        "PUT {item} of its own protobuf answer: {status} {:?}",
+        body.map(|body| String::from_utf8_lossy(&body).into_owned())
+    );
+}
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
