@@ -146,7 +146,10 @@ pub struct Settings {
     pub window: Option<usize>,
     /// The most bytes of objects each cacher's window keeps (see
     /// `CacherBuilder::window_bytes`): a bound on replay memory however large the objects.
-    /// `0`: no bound, as in Kubernetes.
+    /// `0`: no bound, as in Kubernetes. An object weighs its JSON encoding and the fields
+    /// kept beside it; one a protobuf client has read also holds its protobuf encoding
+    /// (about as large), which the bound does not count: an object's weight is fixed when
+    /// the window takes it.
     pub window_bytes: usize,
     /// Each watch's buffer; `None` for the cacher's defaults.
     pub watcher_buffer: Option<usize>,
