@@ -24,25 +24,7 @@ fn every_config_map_delivery_arrives_over_http_and_each_event_is_encoded_once() 
 #[test]
 fn every_delivery_arrives_over_protobuf_frames_and_each_event_is_encoded_once_per_form() {
     let (_runtime, target, stop) = serve();
-    let config = Config::parse_from([
-        "loadgen",
-        "--target",
-        &target,
-        "--wire",
-        "protobuf",
-        "--resource",
-        "configmaps",
-        "--connections",
-        "6",
-        "--trigger-cardinality",
-        "3",
-        "--keys",
-        "20",
-        "--duration",
-        "0.5",
-        "--rate",
-        "1000",
-    ]);
+    let config = small_run(&target, &["--wire", "protobuf", "--resource", "configmaps"]);
     let served = ureq::get(&format!("{target}/openapi/v2"))
         .set("accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
         .call()
@@ -65,25 +47,8 @@ fn every_delivery_arrives_over_protobuf_frames_and_each_event_is_encoded_once_pe
 
 fn every_delivery_arrives_and_each_event_is_encoded_once(resource: Resource) {
     let (_runtime, target, stop) = serve();
-    let config = Config::parse_from([
-        "loadgen",
-        "--target",
-        &target,
-        "--connections",
-        "6",
-        "--trigger-cardinality",
-        "3",
-        "--keys",
-        "20",
-        "--duration",
-        "0.5",
-        "--rate",
-        "1000",
-        "--server-pid",
-        &std::process::id().to_string(),
-        "--resource",
-        resource.plural(),
-    ]);
+    let pid = std::process::id().to_string();
+    let config = small_run(&target, &["--server-pid", &pid, "--resource", resource.plural()]);
     assert_eq!(config.resource, resource);
     let report = run_network(&config, &target, |_| {}).expect("the run reaches the server");
     assert!(report.events > 0);
@@ -119,4 +84,12 @@ fn serve() -> (tokio::runtime::Runtime, String, tokio::sync::oneshot::Sender<()>
         (address, stop)
     });
     (runtime, format!("http://{address}"), stop)
+}
+
+/// Half a second at 1,000 writes/s against `target`, 6 connections of which 3 select one
+/// node of 3, and `flags`.
+fn small_run(target: &str, flags: &[&str]) -> Config {
+    let common = ["--target", target, "--connections", "6", "--trigger-cardinality", "3", "--keys", "20"];
+    let pace = ["--duration", "0.5", "--rate", "1000"];
+    Config::parse_from(["loadgen"].iter().chain(&common).chain(&pace).chain(flags))
 }
