@@ -102,8 +102,8 @@ fn main() {
         stats.window_len, stats.window_oldest
     );
     println!("  incoming high water    {} of {}", stats.incoming_high_water, stats.incoming_capacity);
-    if let Some(Event::Added { key, .. } | Event::Modified { key, .. }) = last_change {
-        println!("  last change            {key} at revision {revision}");
+    if let Some(Event::Added(entry) | Event::Modified(entry)) = last_change {
+        println!("  last change            {} at revision {}", entry.key(), entry.revision());
     }
     assert_eq!(seen, total, "the unindexed watcher saw every change");
 }

@@ -1,41 +1,43 @@
 //! Events as watchers see them, and the record the dispatcher keeps for each change.
+//!
+//! An owned [`Event`] carries an [`Entry`]: the key, the object and the revision. An entry
+//! read from the window does not clone the key's or the object's `Arc`: it shares its
+//! watch's lease on the window chunk that holds the record (see `window.rs`), so taking
+//! and dropping an owned event touches a count only that watch's events share, never one
+//! that every watcher of the object contends on.
 
+use crate::window::Lease;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// One item of a watch stream.
 ///
 /// Objects and keys are shared (`Arc`): fan-out to many watchers never clones a `T`.
-#[derive(Debug)]
+/// Match on the kind and read the rest from the [`Entry`]:
+///
+/// ```
+/// use watchcache::Event;
+///
+/// fn describe(event: &Event<String>) -> String {
+///     match event {
+///         Event::Added(entry) | Event::Modified(entry) => format!("{} = {}", entry.key(), entry.object()),
+///         Event::Deleted(entry) => format!("{} deleted at {}", entry.key(), entry.revision()),
+///         Event::Bookmark { revision, .. } => format!("complete up to {revision}"),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event<T> {
     /// The object started matching the watch (a new key, or an object that moved into
-    /// the watch's filter).
-    Added {
-        /// The object's key.
-        key: Arc<str>,
-        /// The object after the change.
-        object: Arc<T>,
-        /// The change's revision.
-        revision: u64,
-    },
-    /// The object matched before and after the change.
-    Modified {
-        /// The object's key.
-        key: Arc<str>,
-        /// The object after the change.
-        object: Arc<T>,
-        /// The change's revision.
-        revision: u64,
-    },
+    /// the watch's filter); the entry holds the object after the change.
+    Added(Entry<T>),
+    /// The object matched before and after the change; the entry holds the object after
+    /// it.
+    Modified(Entry<T>),
     /// The object stopped matching the watch: it was deleted, or moved out of the filter.
-    Deleted {
-        /// The object's key.
-        key: Arc<str>,
-        /// The object's last state that matched.
-        object: Arc<T>,
-        /// The change's revision.
-        revision: u64,
-    },
+    /// The entry holds the object's last state that matched, at the change's revision.
+    Deleted(Entry<T>),
     /// No object: the watch has seen everything up to `revision` and may resume from it.
     Bookmark {
         /// The revision the watcher is complete up to.
@@ -49,71 +51,164 @@ impl<T> Event<T> {
     /// The revision this event reflects.
     pub fn revision(&self) -> u64 {
         match self {
-            Self::Added { revision, .. }
-            | Self::Modified { revision, .. }
-            | Self::Deleted { revision, .. }
-            | Self::Bookmark { revision, .. } => *revision,
+            Self::Added(entry) | Self::Modified(entry) | Self::Deleted(entry) => entry.revision(),
+            Self::Bookmark { revision, .. } => *revision,
+        }
+    }
+
+    /// The entry (key, object, revision); `None` for a bookmark.
+    pub fn entry(&self) -> Option<&Entry<T>> {
+        match self {
+            Self::Added(entry) | Self::Modified(entry) | Self::Deleted(entry) => Some(entry),
+            Self::Bookmark { .. } => None,
+        }
+    }
+
+    /// The entry, by value; `None` for a bookmark.
+    pub fn into_entry(self) -> Option<Entry<T>> {
+        match self {
+            Self::Added(entry) | Self::Modified(entry) | Self::Deleted(entry) => Some(entry),
+            Self::Bookmark { .. } => None,
         }
     }
 
     /// The object's key; `None` for a bookmark.
     pub fn key(&self) -> Option<&Arc<str>> {
-        match self {
-            Self::Added { key, .. } | Self::Modified { key, .. } | Self::Deleted { key, .. } => Some(key),
-            Self::Bookmark { .. } => None,
-        }
+        self.entry().map(Entry::key)
     }
 
     /// The object; `None` for a bookmark.
     pub fn object(&self) -> Option<&Arc<T>> {
-        match self {
-            Self::Added { object, .. } | Self::Modified { object, .. } | Self::Deleted { object, .. } => {
-                Some(object)
-            }
-            Self::Bookmark { .. } => None,
-        }
+        self.entry().map(Entry::object)
     }
-}
 
-impl<T> Clone for Event<T> {
-    fn clone(&self) -> Self {
+    /// The event, borrowed.
+    pub fn as_ref(&self) -> EventRef<'_, T> {
         match self {
-            Self::Added { key, object, revision } => {
-                Self::Added { key: key.clone(), object: object.clone(), revision: *revision }
+            Self::Added(entry) => {
+                EventRef::Added { key: entry.key(), object: entry.object(), revision: entry.revision() }
             }
-            Self::Modified { key, object, revision } => {
-                Self::Modified { key: key.clone(), object: object.clone(), revision: *revision }
+            Self::Modified(entry) => {
+                EventRef::Modified { key: entry.key(), object: entry.object(), revision: entry.revision() }
             }
-            Self::Deleted { key, object, revision } => {
-                Self::Deleted { key: key.clone(), object: object.clone(), revision: *revision }
+            Self::Deleted(entry) => {
+                EventRef::Deleted { key: entry.key(), object: entry.object(), revision: entry.revision() }
             }
             Self::Bookmark { revision, initial_events_end } => {
-                Self::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
+                EventRef::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
             }
         }
     }
 }
 
-impl<T: PartialEq> PartialEq for Event<T> {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (
-                Self::Bookmark { revision: a, initial_events_end: x },
-                Self::Bookmark { revision: b, initial_events_end: y },
-            ) => a == b && x == y,
-            (Self::Added { .. }, Self::Added { .. })
-            | (Self::Modified { .. }, Self::Modified { .. })
-            | (Self::Deleted { .. }, Self::Deleted { .. }) => {
-                self.revision() == other.revision()
-                    && self.key() == other.key()
-                    && self.object() == other.object()
+/// What an event says of one key: the key, an object and the revision of the change.
+///
+/// An entry is cheap to move, clone and drop. One a watch read from the cacher's window
+/// keeps the record it was read from alive (through the watch's hold on the record's
+/// chunk of the window) rather than holding the key's and the object's `Arc`s itself;
+/// [`Entry::key`] and [`Entry::object`] lend them, and cloning what they lend gives an
+/// `Arc` of one's own.
+pub struct Entry<T>(Held<T>);
+
+/// How an entry holds its key and object.
+enum Held<T> {
+    /// Its own references (a snapshot's objects, a pushed event, a borrowed event made
+    /// owned, or an entry built by [`Entry::new`]).
+    Shared { key: Arc<str>, object: Arc<T>, revision: u64 },
+    /// The record at `position` of the window, kept alive by `lease`; `side` says which of
+    /// its objects the entry carries.
+    Leased { lease: Lease<T>, position: u64, side: Side },
+}
+
+/// Which object of a record an entry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The object after the change (`Added`, `Modified`).
+    New,
+    /// The object before it (`Deleted`).
+    Prev,
+}
+
+impl<T> Entry<T> {
+    /// An entry of `key` and `object` at `revision`.
+    pub fn new(key: Arc<str>, object: Arc<T>, revision: u64) -> Self {
+        Self(Held::Shared { key, object, revision })
+    }
+
+    /// The `side` object of the record at `position`, which `lease` holds.
+    pub(crate) fn leased(lease: Lease<T>, position: u64, side: Side) -> Self {
+        debug_assert!(match side {
+            Side::New => lease.record(position).object.is_some(),
+            Side::Prev => lease.record(position).prev.is_some(),
+        });
+        Self(Held::Leased { lease, position, side })
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &Arc<str> {
+        match &self.0 {
+            Held::Shared { key, .. } => key,
+            Held::Leased { lease, position, .. } => &lease.record(*position).key,
+        }
+    }
+
+    /// The object: after the change for `Added` and `Modified`, its last matching state
+    /// for `Deleted`.
+    pub fn object(&self) -> &Arc<T> {
+        match &self.0 {
+            Held::Shared { object, .. } => object,
+            Held::Leased { lease, position, side } => {
+                let record = lease.record(*position);
+                let object = match side {
+                    Side::New => &record.object,
+                    Side::Prev => &record.prev,
+                };
+                object.as_ref().expect("a leased entry's side holds an object")
             }
-            _ => false,
+        }
+    }
+
+    /// The change's revision.
+    pub fn revision(&self) -> u64 {
+        match &self.0 {
+            Held::Shared { revision, .. } => *revision,
+            Held::Leased { lease, position, .. } => lease.record(*position).revision,
         }
     }
 }
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Self(match &self.0 {
+            Held::Shared { key, object, revision } => {
+                Held::Shared { key: key.clone(), object: object.clone(), revision: *revision }
+            }
+            Held::Leased { lease, position, side } => {
+                Held::Leased { lease: lease.clone(), position: *position, side: *side }
+            }
+        })
+    }
+}
+
+impl<T: PartialEq> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision() == other.revision() && self.key() == other.key() && self.object() == other.object()
+    }
+}
+
+impl<T: Eq> Eq for Entry<T> {}
 
 impl<T: Eq> Eq for Event<T> {}
+
+impl<T: fmt::Debug> fmt::Debug for Entry<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", self.key())
+            .field("object", self.object())
+            .field("revision", &self.revision())
+            .finish()
+    }
+}
 
 /// An event borrowed from the cacher, as [`Watch::visit`](crate::Watch::visit) and its
 /// siblings pass it: the same kinds and fields as [`Event`], by reference, so reading
@@ -198,32 +293,16 @@ impl<'a, T> EventRef<'a, T> {
     pub fn to_owned(self) -> Event<T> {
         match self {
             Self::Added { key, object, revision } => {
-                Event::Added { key: key.clone(), object: object.clone(), revision }
+                Event::Added(Entry::new(key.clone(), object.clone(), revision))
             }
             Self::Modified { key, object, revision } => {
-                Event::Modified { key: key.clone(), object: object.clone(), revision }
+                Event::Modified(Entry::new(key.clone(), object.clone(), revision))
             }
             Self::Deleted { key, object, revision } => {
-                Event::Deleted { key: key.clone(), object: object.clone(), revision }
+                Event::Deleted(Entry::new(key.clone(), object.clone(), revision))
             }
             Self::Bookmark { revision, initial_events_end } => {
                 Event::Bookmark { revision, initial_events_end }
-            }
-        }
-    }
-}
-
-impl<T> Event<T> {
-    /// The event, borrowed.
-    pub fn as_ref(&self) -> EventRef<'_, T> {
-        match self {
-            Self::Added { key, object, revision } => EventRef::Added { key, object, revision: *revision },
-            Self::Modified { key, object, revision } => {
-                EventRef::Modified { key, object, revision: *revision }
-            }
-            Self::Deleted { key, object, revision } => EventRef::Deleted { key, object, revision: *revision },
-            Self::Bookmark { revision, initial_events_end } => {
-                EventRef::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
             }
         }
     }

@@ -162,7 +162,7 @@ pub use error::{
     ConditionalError, ListError, PublishError, RecvTimeoutError, TryPublishError, TryRecvError,
     UpstreamError, WatchError,
 };
-pub use event::{Event, EventRef};
+pub use event::{Entry, Event, EventRef};
 pub use options::{At, ListOptions, SlowWatcherPolicy, Start, WatchOptions};
 pub use publish::{Change, Loader, Producer, Upstream, Written};
 pub use ready::Readiness;

@@ -1,7 +1,7 @@
 //! The consuming end of a watch; its semantics are documented on [`Watch`].
 
 use crate::error::{RecvTimeoutError, TryRecvError, WatchError};
-use crate::event::{Event, EventRef};
+use crate::event::{Event, EventRef, Side};
 use crate::hand_off::{Control, Phase, Pushed, WatcherShared};
 use crate::notify::thread_waker;
 use crate::options::{SlowWatcherPolicy, Start, WatchOptions};
@@ -9,7 +9,8 @@ use crate::ring::{self, Receiver};
 use crate::shared::Shared;
 use crate::store::Snapshot;
 use crate::sync::{park_timeout, thread, Arc};
-use crate::window::{Cursor, Read};
+use crate::window::{Cursor, Read, Slot};
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -21,6 +22,9 @@ type Item<T> = Result<Event<T>, WatchError>;
 const INDEXED_BUFFER: usize = 10;
 const UNINDEXED_ON_INDEXED_BUFFER: usize = 1000;
 const DEFAULT_BUFFER: usize = 100;
+
+/// The most owned events a one-at-a-time receive takes ahead in one pass.
+const AHEAD: usize = 32;
 
 /// The initial events of a `Start::Snapshot` watch, yielded before anything live.
 struct Initial<T> {
@@ -41,8 +45,73 @@ enum Step {
     },
 }
 
-/// The visitor a step passes events to.
-type Visit<'v, T> = dyn FnMut(EventRef<'_, T>) + 'v;
+/// Where a watch stands: the window position it has read up to, and the revision it is
+/// complete up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    position: u64,
+    revision: u64,
+}
+
+/// An owned event taken ahead, and where the watch stands once it is yielded.
+struct Ahead<T> {
+    event: Event<T>,
+    progress: Progress,
+}
+
+/// Where a step passes the events it finds, each with where the watch stands once it is
+/// yielded: lent to a closure (the batch receivers) or made owned (the rest). Steps are
+/// generic over it, so that lending passes nothing but the borrowed event.
+trait Sink<T> {
+    /// A record read from the window, borrowed through the watch's cursor.
+    fn window(&mut self, event: EventRef<'_, T>, slot: &Slot<'_, T>, progress: Progress);
+    /// An event the dispatcher pushed (or one taken ahead), owned already.
+    fn owned(&mut self, event: Event<T>, progress: Progress);
+    /// A snapshot's object or a bookmark, borrowed.
+    fn borrowed(&mut self, event: EventRef<'_, T>, progress: Progress);
+}
+
+/// Lends each event to a closure.
+struct Lend<'v, T>(&'v mut dyn FnMut(EventRef<'_, T>));
+
+impl<T> Sink<T> for Lend<'_, T> {
+    fn window(&mut self, event: EventRef<'_, T>, _: &Slot<'_, T>, _: Progress) {
+        (self.0)(event);
+    }
+
+    fn owned(&mut self, event: Event<T>, _: Progress) {
+        (self.0)(event.as_ref());
+    }
+
+    fn borrowed(&mut self, event: EventRef<'_, T>, _: Progress) {
+        (self.0)(event);
+    }
+}
+
+/// Makes each event owned as cheaply as its source allows, and passes it on: a window
+/// record shares the watch's lease on its chunk, a pushed event moves, the rest clone
+/// their `Arc`s.
+struct Own<F>(F);
+
+impl<T, F: FnMut(Event<T>, Progress)> Sink<T> for Own<F> {
+    fn window(&mut self, event: EventRef<'_, T>, slot: &Slot<'_, T>, progress: Progress) {
+        let owned = match event {
+            EventRef::Added { .. } => Event::Added(slot.entry(Side::New)),
+            EventRef::Modified { .. } => Event::Modified(slot.entry(Side::New)),
+            EventRef::Deleted { .. } => Event::Deleted(slot.entry(Side::Prev)),
+            EventRef::Bookmark { .. } => event.to_owned(),
+        };
+        (self.0)(owned, progress);
+    }
+
+    fn owned(&mut self, event: Event<T>, progress: Progress) {
+        (self.0)(event, progress);
+    }
+
+    fn borrowed(&mut self, event: EventRef<'_, T>, progress: Progress) {
+        (self.0)(event.to_owned(), progress);
+    }
+}
 
 /// How far a replay from the window may go: up to a position, and no record past a
 /// revision.
@@ -93,9 +162,16 @@ struct Replayed {
 ///   which say apart "nothing yet" and "ended" and repeat the end's reason once ended;
 /// - in batches: [`Watch::visit`] (and `try_visit`, `visit_async`) pass every ready
 ///   event to a closure, borrowed where it lies, cloning nothing; [`Watch::recv_many`]
-///   moves owned events into a `Vec`. Batches are the fast path: one wake-up and one
-///   pass for many events, and no reference-count traffic on lines every consumer
-///   shares.
+///   moves owned events into a `Vec`.
+///
+/// Every form reads the same way underneath: the window's records in place, one pass
+/// for everything ready. The one-at-a-time receivers take up to 32 ready events ahead
+/// in that pass (one at a time under `Terminate`, whose bound counts what the consumer
+/// has not received); [`Watch::lag`] and [`Watch::revision`] count only what was
+/// yielded. An owned event read from the window shares the watch's hold on the window
+/// chunk its record lies in (see [`Entry`](crate::Entry)) rather than cloning the key's
+/// and the object's `Arc`s, which every watcher of the object would contend on; a
+/// borrowed one (`visit`) touches no count at all, and stays the cheapest.
 pub struct Watch<T> {
     watcher: Arc<WatcherShared<T>>,
     /// The receiving half of the pushed buffer; `None` for a pulling (unindexed) watch.
@@ -124,6 +200,12 @@ pub struct Watch<T> {
     end_reported: bool,
     /// The waker for blocking use, for the thread that made it.
     blocking: Option<(thread::ThreadId, Waker)>,
+    /// Owned events the one-at-a-time receivers took ahead, in order, not yet yielded;
+    /// `position` and `revision` are past them. Always empty under `Terminate`.
+    ahead: VecDeque<Ahead<T>>,
+    /// Where the watch stood after the last event it yielded; read while `ahead` holds
+    /// events.
+    yielded: Progress,
 }
 
 impl<T: Send + Sync + 'static> Watch<T> {
@@ -196,6 +278,8 @@ impl<T: Send + Sync + 'static> Watch<T> {
             end: None,
             end_reported: false,
             blocking: None,
+            ahead: VecDeque::new(),
+            yielded: Progress::default(),
         })
     }
 }
@@ -243,7 +327,10 @@ impl<T> Watch<T> {
     /// # Errors
     /// The reason the watch ended, once every event before the end has been moved.
     pub fn recv_many(&mut self, buffer: &mut Vec<Event<T>>, limit: usize) -> Result<usize, WatchError> {
-        self.visit(limit, |event| buffer.push(event.to_owned()))
+        self.block_on(None, |watch, waker| {
+            watch.poll_visit(waker, limit, &mut Own(|event, _| buffer.push(event)))
+        })
+        .expect("no deadline")
     }
 
     /// Calls `visit` for up to `limit` ready events, in order, borrowing each from the
@@ -276,7 +363,8 @@ impl<T> Watch<T> {
         limit: usize,
         mut visit: impl FnMut(EventRef<'_, T>),
     ) -> Result<usize, WatchError> {
-        self.block_on(None, |watch, waker| watch.poll_visit(waker, limit, &mut visit)).expect("no deadline")
+        self.block_on(None, |watch, waker| watch.poll_visit(waker, limit, &mut Lend(&mut visit)))
+            .expect("no deadline")
     }
 
     /// [`Watch::visit`] without waiting: visits what is ready now.
@@ -289,7 +377,7 @@ impl<T> Watch<T> {
         limit: usize,
         mut visit: impl FnMut(EventRef<'_, T>),
     ) -> Result<usize, TryRecvError> {
-        match self.poll_visit(None, limit, &mut visit) {
+        match self.poll_visit(None, limit, &mut Lend(&mut visit)) {
             Poll::Ready(result) => result.map_err(TryRecvError::Ended),
             Poll::Pending => Err(TryRecvError::Empty),
         }
@@ -304,29 +392,61 @@ impl<T> Watch<T> {
         limit: usize,
         mut visit: impl FnMut(EventRef<'_, T>),
     ) -> Result<usize, WatchError> {
-        std::future::poll_fn(|cx| self.poll_visit(Some(cx.waker()), limit, &mut visit)).await
+        std::future::poll_fn(|cx| self.poll_visit(Some(cx.waker()), limit, &mut Lend(&mut visit))).await
     }
 
     /// How many events the cacher has recorded that this watch has not read yet (matching
     /// its filter or not).
     pub fn lag(&self) -> u64 {
-        self.cacher.window.head().saturating_sub(self.position)
+        self.cacher.window.head().saturating_sub(self.progress().position)
     }
 
     /// The revision this watch is complete up to: every matching event of it and before
     /// has been yielded, so a new watch from it ([`Start::Revision`]) continues with no
     /// gap and no duplicate.
     pub fn revision(&self) -> u64 {
-        self.revision
+        self.progress().revision
     }
 
-    /// One owned event, or the end.
+    /// Where the watch stands as its consumer sees it: after the last event yielded.
+    fn progress(&self) -> Progress {
+        if self.ahead.is_empty() {
+            self.read_to()
+        } else {
+            self.yielded
+        }
+    }
+
+    /// Where the watch has read to, events taken ahead included.
+    fn read_to(&self) -> Progress {
+        Progress { position: self.position, revision: self.revision }
+    }
+
+    /// One owned event, or the end. Takes what is ready ahead in one pass, as a batch
+    /// receive does, so that the next calls only pop.
     fn poll_one(&mut self, waker: Option<&Waker>) -> Poll<Result<Event<T>, WatchError>> {
-        let mut received = None;
-        match self.poll_visit(waker, 1, &mut |event| received = Some(event.to_owned())) {
-            Poll::Ready(Ok(_)) => Poll::Ready(Ok(received.expect("one event was visited"))),
-            Poll::Ready(Err(end)) => Poll::Ready(Err(end)),
-            Poll::Pending => Poll::Pending,
+        if self.ahead.is_empty() {
+            let batch = match self.cacher.config.policy {
+                SlowWatcherPolicy::Terminate => 1,
+                SlowWatcherPolicy::Park => AHEAD,
+            };
+            let mut ahead = std::mem::take(&mut self.ahead);
+            let polled = self.poll_steps(
+                waker,
+                batch,
+                &mut Own(|event, progress| ahead.push_back(Ahead { event, progress })),
+            );
+            self.ahead = ahead;
+            if let Poll::Ready(Err(end)) = polled {
+                return Poll::Ready(Err(end));
+            }
+        }
+        match self.ahead.pop_front() {
+            Some(Ahead { event, progress }) => {
+                self.yielded = progress;
+                Poll::Ready(Ok(event))
+            }
+            None => Poll::Pending,
         }
     }
 
@@ -376,6 +496,27 @@ impl<T> Watch<T> {
         }
     }
 
+    /// What the batch receive methods are built on: events taken ahead first, then
+    /// [`Self::poll_steps`].
+    fn poll_visit<S: Sink<T>>(
+        &mut self,
+        waker: Option<&Waker>,
+        limit: usize,
+        sink: &mut S,
+    ) -> Poll<Result<usize, WatchError>> {
+        let mut visited = 0;
+        while visited < limit {
+            let Some(Ahead { event, progress }) = self.ahead.pop_front() else { break };
+            self.yielded = progress;
+            sink.owned(event, progress);
+            visited += 1;
+        }
+        if visited > 0 {
+            return Poll::Ready(Ok(visited));
+        }
+        self.poll_steps(waker, limit, sink)
+    }
+
     /// The core every receive method is built on: visits up to `limit` ready events.
     /// `Ready(Ok(n))` after visiting `n >= 1` (or for a `limit` of 0); `Ready(Err(end))`
     /// once the watch has ended and everything before the end was visited, on every call
@@ -383,11 +524,11 @@ impl<T> Watch<T> {
     /// `Pending` always has a wake-up coming: from the source the last step named, which
     /// may differ from the one armed first (a phase change between two steps moves a watch
     /// between waiting for a push and waiting for the window).
-    fn poll_visit(
+    fn poll_steps<S: Sink<T>>(
         &mut self,
         waker: Option<&Waker>,
         limit: usize,
-        visit: &mut Visit<'_, T>,
+        sink: &mut S,
     ) -> Poll<Result<usize, WatchError>> {
         if let Some(end) = &self.end {
             self.end_reported = true;
@@ -398,7 +539,7 @@ impl<T> Watch<T> {
         // changes), or the window's wait list too (which arms the same parker).
         let mut armed: Option<bool> = None;
         while visited < limit {
-            match self.step(limit - visited, visit) {
+            match self.step(limit - visited, sink) {
                 Step::Visited(count) => visited += count,
                 Step::End(end) => {
                     self.end = Some(end.clone());
@@ -426,9 +567,9 @@ impl<T> Watch<T> {
     }
 
     /// Visits up to `budget` (at least one) events, or says why it cannot.
-    fn step(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+    fn step<S: Sink<T>>(&mut self, budget: usize, sink: &mut S) -> Step {
         if self.initial.is_some() {
-            return self.step_initial(budget, visit);
+            return self.step_initial(budget, sink);
         }
         if self.awaiting {
             if let Some(step) = self.step_awaiting() {
@@ -436,14 +577,15 @@ impl<T> Watch<T> {
             }
         }
         if self.buffer.is_some() {
-            self.step_indexed(budget, visit)
+            self.step_indexed(budget, sink)
         } else {
-            self.step_unindexed(budget, visit)
+            self.step_unindexed(budget, sink)
         }
     }
 
     /// A snapshot start's initial events, then its `initial_events_end` bookmark.
-    fn step_initial(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+    fn step_initial<S: Sink<T>>(&mut self, budget: usize, sink: &mut S) -> Step {
+        let progress = self.read_to();
         let Some(initial) = &mut self.initial else { unreachable!("called with initial events") };
         let snapshot = &initial.snapshot;
         let filter = &self.watcher.filter;
@@ -455,7 +597,7 @@ impl<T> Watch<T> {
             }
             last = Some(key);
             if filter.matches(key, object) {
-                visit(EventRef::Added { key, object, revision: snapshot.revision });
+                sink.borrowed(EventRef::Added { key, object, revision: snapshot.revision }, progress);
                 visited += 1;
             }
         }
@@ -464,7 +606,7 @@ impl<T> Watch<T> {
             return Step::Visited(visited);
         }
         self.initial = None;
-        visit(EventRef::Bookmark { revision: self.revision, initial_events_end: true });
+        sink.borrowed(EventRef::Bookmark { revision: self.revision, initial_events_end: true }, progress);
         Step::Visited(visited + 1)
     }
 
@@ -487,19 +629,19 @@ impl<T> Watch<T> {
         None
     }
 
-    fn step_unindexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+    fn step_unindexed<S: Sink<T>>(&mut self, budget: usize, sink: &mut S) -> Step {
         if self.cacher.config.policy == SlowWatcherPolicy::Terminate && self.cutoff.is_none() {
             self.check_lag();
         }
         let until = Until::revision(self.cutoff.unwrap_or(u64::MAX));
-        match self.replay(until, budget, visit) {
+        match self.replay(until, budget, sink) {
             Err(end) => Step::End(end),
             Ok(Replayed { visited: 0, at_limit: true }) => {
                 let resume_from = self.cutoff.expect("only a cutoff limits an unindexed replay");
                 self.cacher.counters.terminated();
                 Step::End(WatchError::TooSlow { resume_from })
             }
-            Ok(Replayed { visited: 0, .. }) => self.idle_on_window(visit),
+            Ok(Replayed { visited: 0, .. }) => self.idle_on_window(sink),
             Ok(Replayed { visited, .. }) => Step::Visited(visited),
         }
     }
@@ -541,39 +683,39 @@ impl<T> Watch<T> {
         }
     }
 
-    fn step_indexed(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Step {
+    fn step_indexed<S: Sink<T>>(&mut self, budget: usize, sink: &mut S) -> Step {
         loop {
             let phase = self.watcher.phase();
             match phase {
                 Phase::Joining => {
                     return self
-                        .replay_step(Until::END, budget, visit)
-                        .unwrap_or_else(|| self.idle_on_window(visit));
+                        .replay_step(Until::END, budget, sink)
+                        .unwrap_or_else(|| self.idle_on_window(sink));
                 }
                 Phase::Live => {
                     if let Some(step) =
-                        self.drain_joined(u64::MAX, budget, visit).or_else(|| self.idle_live(budget, visit))
+                        self.drain_joined(u64::MAX, budget, sink).or_else(|| self.idle_live(budget, sink))
                     {
                         return step;
                     }
                 }
                 Phase::Terminated(resume_from) => {
-                    return self.drain_joined(resume_from, budget, visit).unwrap_or_else(|| {
+                    return self.drain_joined(resume_from, budget, sink).unwrap_or_else(|| {
                         Step::End(WatchError::TooSlow { resume_from: resume_from.max(self.revision) })
                     });
                 }
                 Phase::Parked(delivered) => {
-                    if let Some(step) = self.drain_joined(u64::MAX, budget, visit) {
+                    if let Some(step) = self.drain_joined(u64::MAX, budget, sink) {
                         return step;
                     }
                     // Everything matching up to `delivered` was pushed and read; the
                     // records between are the ones that did not match.
                     self.position = self.position.max(delivered);
-                    if let Some(step) = self.replay_step(Until::END, budget, visit) {
+                    if let Some(step) = self.replay_step(Until::END, budget, sink) {
                         return step;
                     }
                     if self.cacher.window.is_closed() {
-                        return self.idle_on_window(visit);
+                        return self.idle_on_window(sink);
                     }
                     if self.watcher.ask_to_rejoin(phase) {
                         // Refused only after shutdown: the watch, joining, sees the window
@@ -587,15 +729,15 @@ impl<T> Watch<T> {
 
     /// After a join: what the window holds up to the join position, then the buffer,
     /// nothing past revision `cap`; `None` when both are exhausted.
-    fn drain_joined(&mut self, cap: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+    fn drain_joined<S: Sink<T>>(&mut self, cap: u64, budget: usize, sink: &mut S) -> Option<Step> {
         let until = Until { position: self.watcher.joined_at(), revision: cap };
-        self.replay_step(until, budget, visit).or_else(|| self.pop_step(cap, budget, visit))
+        self.replay_step(until, budget, sink).or_else(|| self.pop_step(cap, budget, sink))
     }
 
     /// [`Self::replay`] as a step: `None` when caught up with the window or the limit
     /// before visiting anything.
-    fn replay_step(&mut self, until: Until, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
-        match self.replay(until, budget, visit) {
+    fn replay_step<S: Sink<T>>(&mut self, until: Until, budget: usize, sink: &mut S) -> Option<Step> {
+        match self.replay(until, budget, sink) {
             Ok(Replayed { visited: 0, .. }) => None,
             Ok(Replayed { visited, .. }) => Some(Step::Visited(visited)),
             Err(error) => Some(Step::End(error)),
@@ -604,7 +746,7 @@ impl<T> Watch<T> {
 
     /// Caught up in live dispatch: a due bookmark, the end after shutdown, or wait for a
     /// push; `None` when the phase moved on meanwhile (the caller looks again).
-    fn idle_live(&mut self, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+    fn idle_live<S: Sink<T>>(&mut self, budget: usize, sink: &mut S) -> Option<Step> {
         let due = self.watcher.due_bookmark();
         let closed = self.cacher.window.is_closed();
         // A bookmark or the close says every event up to it was pushed, but only to a
@@ -614,12 +756,13 @@ impl<T> Watch<T> {
             return None;
         }
         // Pushes made before the bookmark or the close are visible now: look once more.
-        if let Some(step) = self.pop_step(u64::MAX, budget, visit) {
+        if let Some(step) = self.pop_step(u64::MAX, budget, sink) {
             return Some(step);
         }
         if let Some(due) = due.filter(|due| self.watcher.take_bookmark(*due)) {
             self.revision = self.revision.max(due);
-            visit(EventRef::Bookmark { revision: self.revision, initial_events_end: false });
+            let bookmark = EventRef::Bookmark { revision: self.revision, initial_events_end: false };
+            sink.borrowed(bookmark, self.read_to());
             return Some(Step::Visited(1));
         }
         if closed {
@@ -631,7 +774,7 @@ impl<T> Watch<T> {
 
     /// Caught up with the window: a due bookmark, the end after shutdown, or wait for the
     /// window to grow.
-    fn idle_on_window(&mut self, visit: &mut Visit<'_, T>) -> Step {
+    fn idle_on_window<S: Sink<T>>(&mut self, sink: &mut S) -> Step {
         let window = &self.cacher.window;
         // The bookmark is loaded before the head: caught up with that head, the watch has
         // read every record up to the bookmark's revision (the dispatcher offers it after
@@ -640,7 +783,8 @@ impl<T> Watch<T> {
         let caught_up = self.position >= window.head();
         if let Some(due) = due.filter(|due| caught_up && self.watcher.take_bookmark(*due)) {
             self.revision = self.revision.max(due);
-            visit(EventRef::Bookmark { revision: self.revision, initial_events_end: false });
+            let bookmark = EventRef::Bookmark { revision: self.revision, initial_events_end: false };
+            sink.borrowed(bookmark, self.read_to());
             return Step::Visited(1);
         }
         if window.is_closed() && self.position >= window.head() {
@@ -653,11 +797,11 @@ impl<T> Watch<T> {
     /// `budget` of them, borrowing each record where it lies. Stops early, with what it
     /// visited, at the window's head; fails with `Expired` only when it visited nothing
     /// (a later call reports it).
-    fn replay(
+    fn replay<S: Sink<T>>(
         &mut self,
         until: Until,
         budget: usize,
-        visit: &mut Visit<'_, T>,
+        sink: &mut S,
     ) -> Result<Replayed, WatchError> {
         let window = &self.cacher.window;
         let filter = &self.watcher.filter;
@@ -667,19 +811,20 @@ impl<T> Watch<T> {
                 return Ok(Replayed { visited, at_limit: true });
             }
             match window.read(self.position + 1, &mut self.cursor) {
-                Read::Record(record) if record.revision > until.revision => {
+                Read::Record(slot) if slot.revision > until.revision => {
                     return Ok(Replayed { visited, at_limit: true });
                 }
-                Read::Record(record) => {
+                Read::Record(slot) => {
                     self.position += 1;
-                    if record.revision <= self.revision {
+                    if slot.revision <= self.revision {
                         continue;
                     }
-                    if let Some(event) = filter.event(record) {
-                        visit(event);
+                    self.revision = self.revision.max(slot.complete());
+                    if let Some(event) = filter.event(slot.record()) {
+                        let progress = Progress { position: self.position, revision: self.revision };
+                        sink.window(event, &slot, progress);
                         visited += 1;
                     }
-                    self.revision = self.revision.max(record.complete());
                 }
                 Read::Pending => break,
                 Read::Evicted if visited > 0 => break,
@@ -698,7 +843,7 @@ impl<T> Watch<T> {
 
     /// Visits up to `budget` pushed events not yet read (older ones were replayed from
     /// the window), none past revision `cap`; `None` when the buffer holds none.
-    fn pop_step(&mut self, cap: u64, budget: usize, visit: &mut Visit<'_, T>) -> Option<Step> {
+    fn pop_step<S: Sink<T>>(&mut self, cap: u64, budget: usize, sink: &mut S) -> Option<Step> {
         let buffer = self.buffer.as_mut()?;
         let mut visited = 0;
         while visited < budget {
@@ -712,7 +857,7 @@ impl<T> Watch<T> {
             }
             self.position = pushed.position;
             self.revision = self.revision.max(pushed.complete);
-            visit(pushed.event.as_ref());
+            sink.owned(pushed.event, Progress { position: self.position, revision: self.revision });
             visited += 1;
         }
         (visited > 0).then_some(Step::Visited(visited))

@@ -65,7 +65,7 @@
 //! waiting. A relist's gap is published (an `Arc` swap) before the state at the relist's
 //! revision, so a reader rolling back from that state sees it.
 
-use crate::event::Record;
+use crate::event::{Entry, Record, Side};
 use crate::notify::WaitList;
 use crate::store::Snapshot;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -236,11 +236,65 @@ fn chunk_holding<T>(chunks: &[Arc<Chunk<T>>], position: u64) -> Option<&Arc<Chun
     chunks[..after].last()
 }
 
+/// A reader's hold on one chunk: what its cursor keeps, and what the owned events it
+/// makes from the chunk's records share ([`crate::Entry`]). Cloning a lease touches a
+/// count only this reader's events share; the chunk's own count, which every reader of
+/// the window shares, is touched once per chunk a reader moves into.
+// The outer count is this reader's alone; the inner is the chunk's, shared by every
+// reader (loom's `Arc` is not linted, hence `allow` rather than `expect`).
+#[allow(clippy::redundant_allocation)]
+pub(crate) struct Lease<T>(Arc<Arc<Chunk<T>>>);
+
+impl<T> Clone for Lease<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Lease<T> {
+    /// The record at `position`, which a reader holding this lease read.
+    ///
+    /// # Panics
+    /// If the chunk does not hold `position` published: a lease is only handed out with
+    /// positions read through it.
+    pub(crate) fn record(&self, position: u64) -> &Record<T> {
+        self.0.get(position).expect("a leased record is published in its chunk")
+    }
+}
+
+/// A record read through a cursor: the record, its position and the cursor's lease on
+/// its chunk, all borrowed.
+pub(crate) struct Slot<'c, T> {
+    record: &'c Record<T>,
+    lease: &'c Lease<T>,
+    position: u64,
+}
+
+impl<T> std::ops::Deref for Slot<'_, T> {
+    type Target = Record<T>;
+
+    fn deref(&self) -> &Record<T> {
+        self.record
+    }
+}
+
+impl<'c, T> Slot<'c, T> {
+    /// The record, for as long as the cursor lends it.
+    pub(crate) fn record(&self) -> &'c Record<T> {
+        self.record
+    }
+
+    /// An owned entry of the record's `side` object, sharing the reader's lease.
+    pub(crate) fn entry(&self, side: Side) -> Entry<T> {
+        Entry::leased(self.lease.clone(), self.position, side)
+    }
+}
+
 /// Where a read landed.
 pub(crate) enum Read<'c, T> {
     /// The record at the requested position, borrowed from the reader's cursor: reading
     /// touches no reference count, which every reader of a record would contend on.
-    Record(&'c Record<T>),
+    Record(Slot<'c, T>),
     /// Not appended yet.
     Pending,
     /// Evicted; [`Window::oldest`] says how far back a reader may start now.
@@ -321,13 +375,14 @@ impl<T> Window<T> {
 
     /// The record at `position`, reusing `cursor`'s chunk when it holds it.
     pub(crate) fn read<'c>(&self, position: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
-        if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(position).is_none()) {
+        if cursor.held.as_ref().is_none_or(|(chunk, _)| chunk.get(position).is_none()) {
             if let Err(miss) = self.seek(position, cursor) {
                 return miss;
             }
         }
-        match cursor.chunk.as_ref().and_then(|chunk| chunk.get(position)) {
-            Some(record) => Read::Record(record),
+        let Some((chunk, lease)) = &cursor.held else { return Read::Pending };
+        match chunk.get(position) {
+            Some(record) => Read::Record(Slot { record, lease, position }),
             None => Read::Pending,
         }
     }
@@ -346,7 +401,7 @@ impl<T> Window<T> {
         // unless it has been evicted since.
         let chunks = self.chunks.load();
         if let Some(chunk) = chunk_holding(&chunks, position).filter(|chunk| chunk.get(position).is_some()) {
-            cursor.chunk = Some(chunk.clone());
+            cursor.held = Some((chunk.clone(), Lease(Arc::new(chunk.clone()))));
             return Ok(());
         }
         // Loaded after the list (rule 2): an eviction that removed the chunk shows here.
@@ -431,20 +486,25 @@ impl<T> Window<T> {
 }
 
 /// A reader's position hint: the chunk it read last, so sequential reads skip the chunk
-/// list. Holding it keeps at most that one chunk alive.
+/// list, and its lease on that chunk for the owned events it makes. Holding it keeps at
+/// most that one chunk alive (the owned events keep theirs).
 pub(crate) struct Cursor<T> {
-    chunk: Option<Arc<Chunk<T>>>,
+    /// The chunk itself, read directly (one load fewer per record than through the
+    /// lease), and the lease on it.
+    held: Option<(Arc<Chunk<T>>, Lease<T>)>,
 }
 
 impl<T> Cursor<T> {
     pub(crate) fn new() -> Self {
-        Self { chunk: None }
+        Self { held: None }
     }
 }
 
 impl<T> std::fmt::Debug for Cursor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cursor").field("chunk_first", &self.chunk.as_ref().map(|chunk| chunk.first)).finish()
+        f.debug_struct("Cursor")
+            .field("chunk_first", &self.held.as_ref().map(|(chunk, _)| chunk.first))
+            .finish()
     }
 }
 
@@ -797,6 +857,30 @@ mod tests {
         assert_eq!(std::sync::Arc::strong_count(&pinned), 2);
         drop(cursor);
         assert_eq!(std::sync::Arc::strong_count(&pinned), 1, "evicted chunk freed with its last reader");
+    }
+
+    #[test]
+    fn an_owned_entry_keeps_its_record_after_eviction_and_its_cursor() {
+        let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 0);
+        let window = writer.reader();
+        append_published(&mut writer, 1..=3);
+        let mut cursor = Cursor::new();
+        let entries: Vec<_> = (1..=3)
+            .map(|position| match window.read(position, &mut cursor) {
+                Read::Record(slot) => slot.entry(Side::New),
+                _ => panic!("position {position} is held"),
+            })
+            .collect();
+        let object = entries[0].object().clone();
+        append_published(&mut writer, 4..=CHUNK_LEN as u64 * 3);
+        assert!(matches!(window.read(1, &mut Cursor::new()), Read::Evicted));
+        drop(cursor);
+        let seen: Vec<_> = entries.iter().map(|entry| (entry.revision(), **entry.object())).collect();
+        assert_eq!(seen, [(1, 1), (2, 2), (3, 3)], "read through the lease after eviction");
+        assert_eq!(&**entries[2].key(), "k3");
+        assert_eq!(std::sync::Arc::strong_count(&object), 2, "the evicted chunk is alive for the entries");
+        drop(entries);
+        assert_eq!(std::sync::Arc::strong_count(&object), 1, "and freed with the last of them");
     }
 
     #[test]

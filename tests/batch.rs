@@ -59,6 +59,26 @@ fn try_visit_says_empty_then_ended_after_the_last_event() {
 }
 
 #[test]
+fn events_taken_ahead_count_as_unread_until_yielded() {
+    let cacher = filled(5);
+    let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();
+    assert_eq!(watch.lag(), 5);
+    assert_eq!(watch.recv().unwrap().revision(), 1);
+    assert_eq!(watch.revision(), 1, "complete up to what was yielded, not what was read");
+    assert_eq!(watch.lag(), 4);
+    let mut rest = Vec::new();
+    watch.visit(2, |event| rest.push(event.revision())).unwrap();
+    assert_eq!(rest, [2, 3], "a batch receive yields what was taken ahead first, in order");
+    assert_eq!((watch.revision(), watch.lag()), (3, 2));
+    assert_eq!(watch.try_recv().unwrap().revision(), 4);
+    watch.visit(8, |event| rest.push(event.revision())).unwrap();
+    assert_eq!(rest, [2, 3, 5]);
+    assert_eq!((watch.revision(), watch.lag()), (5, 0));
+    cacher.shutdown();
+    assert_eq!(watch.recv(), Err(WatchError::Closed));
+}
+
+#[test]
 fn recv_many_moves_owned_events() {
     let cacher = filled(5);
     let mut watch = cacher.watch(WatchOptions::new().start(Start::Revision(0))).unwrap();

@@ -24,11 +24,11 @@ fn loaded(
 /// Applies `event` to `state`, as a client keeping a copy does.
 fn follow(state: &mut BTreeMap<String, u32>, event: &Event<Pod>) {
     match event {
-        Event::Added { key, object, .. } | Event::Modified { key, object, .. } => {
-            state.insert(key.to_string(), object.value);
+        Event::Added(entry) | Event::Modified(entry) => {
+            state.insert(entry.key().to_string(), entry.object().value);
         }
-        Event::Deleted { key, .. } => {
-            state.remove(&**key);
+        Event::Deleted(entry) => {
+            state.remove(&**entry.key());
         }
         Event::Bookmark { .. } => {}
     }

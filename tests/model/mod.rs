@@ -290,6 +290,16 @@ impl Tracked {
             assert_eq!(self.initial, model.state_at(start, &self.filter), "snapshot at {start}");
         }
         let expected = model.events_after(start, &self.filter);
+        // `revision()` says every matching event up to it was yielded, whatever the watch
+        // has read ahead.
+        let claimed = self.watch.revision();
+        let owed_by_claim = expected.iter().take_while(|seen| seen.2 <= claimed).count();
+        assert!(
+            self.seen.len() >= owed_by_claim,
+            "revision() is {claimed}, but only {:?} of {:?} were yielded",
+            self.seen,
+            expected
+        );
         assert!(
             expected.starts_with(&self.seen),
             "stream {:?}\nis not a prefix of {:?}",
@@ -340,9 +350,9 @@ impl Model {
         for event in events {
             assert_eq!(event.revision(), model.revision() + 1, "a complete log has no gap");
             match event {
-                Event::Deleted { key, .. } => model.delete(key),
-                Event::Added { key, object, .. } | Event::Modified { key, object, .. } => {
-                    model.put(key, (**object).clone())
+                Event::Deleted(entry) => model.delete(entry.key()),
+                Event::Added(entry) | Event::Modified(entry) => {
+                    model.put(entry.key(), (**entry.object()).clone())
                 }
                 Event::Bookmark { .. } => unreachable!("no bookmarks in a log"),
             }

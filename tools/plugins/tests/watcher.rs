@@ -45,9 +45,10 @@ impl Fixture {
     /// The next change to the desired state: (added, path, revision).
     fn next(&mut self) -> (bool, PathBuf, u64) {
         match self.events.recv_timeout(HANG) {
-            Ok(Event::Added { object, revision, .. }) => (true, object.path.clone(), revision),
-            Ok(Event::Deleted { object, revision, .. }) => (false, object.path.clone(), revision),
-            Ok(Event::Modified { object, revision, .. }) => (true, object.path.clone(), revision),
+            Ok(Event::Added(entry) | Event::Modified(entry)) => {
+                (true, entry.object().path.clone(), entry.revision())
+            }
+            Ok(Event::Deleted(entry)) => (false, entry.object().path.clone(), entry.revision()),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(RecvTimeoutError::Timeout) => panic!("no change to the desired state"),
             Err(other) => panic!("{other:?}"),
