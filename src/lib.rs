@@ -144,6 +144,7 @@ mod error;
 mod event;
 mod filter;
 mod hand_off;
+mod lease;
 mod notify;
 mod options;
 mod publish;

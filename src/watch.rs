@@ -64,7 +64,7 @@ struct Ahead<T> {
 /// generic over it, so that lending passes nothing but the borrowed event.
 trait Sink<T> {
     /// A record read from the window, borrowed through the watch's cursor.
-    fn window(&mut self, event: EventRef<'_, T>, slot: &Slot<'_, T>, progress: Progress);
+    fn window(&mut self, event: EventRef<'_, T>, slot: &mut Slot<'_, T>, progress: Progress);
     /// An event the dispatcher pushed (or one taken ahead), owned already.
     fn owned(&mut self, event: Event<T>, progress: Progress);
     /// A snapshot's object or a bookmark, borrowed.
@@ -75,7 +75,7 @@ trait Sink<T> {
 struct Lend<'v, T>(&'v mut dyn FnMut(EventRef<'_, T>));
 
 impl<T> Sink<T> for Lend<'_, T> {
-    fn window(&mut self, event: EventRef<'_, T>, _: &Slot<'_, T>, _: Progress) {
+    fn window(&mut self, event: EventRef<'_, T>, _: &mut Slot<'_, T>, _: Progress) {
         (self.0)(event);
     }
 
@@ -94,7 +94,7 @@ impl<T> Sink<T> for Lend<'_, T> {
 struct Own<F>(F);
 
 impl<T, F: FnMut(Event<T>, Progress)> Sink<T> for Own<F> {
-    fn window(&mut self, event: EventRef<'_, T>, slot: &Slot<'_, T>, progress: Progress) {
+    fn window(&mut self, event: EventRef<'_, T>, slot: &mut Slot<'_, T>, progress: Progress) {
         let owned = match event {
             EventRef::Added { .. } => Event::Added(slot.entry(Side::New)),
             EventRef::Modified { .. } => Event::Modified(slot.entry(Side::New)),
@@ -814,7 +814,7 @@ impl<T> Watch<T> {
                 Read::Record(slot) if slot.revision > until.revision => {
                     return Ok(Replayed { visited, at_limit: true });
                 }
-                Read::Record(slot) => {
+                Read::Record(mut slot) => {
                     self.position += 1;
                     if slot.revision <= self.revision {
                         continue;
@@ -822,7 +822,7 @@ impl<T> Watch<T> {
                     self.revision = self.revision.max(slot.complete());
                     if let Some(event) = filter.event(slot.record()) {
                         let progress = Progress { position: self.position, revision: self.revision };
-                        sink.window(event, &slot, progress);
+                        sink.window(event, &mut slot, progress);
                         visited += 1;
                     }
                 }

@@ -66,6 +66,7 @@
 //! revision, so a reader rolling back from that state sees it.
 
 use crate::event::{Entry, Record, Side};
+use crate::lease::{self, Issuer};
 use crate::notify::WaitList;
 use crate::store::Snapshot;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -236,14 +237,10 @@ fn chunk_holding<T>(chunks: &[Arc<Chunk<T>>], position: u64) -> Option<&Arc<Chun
     chunks[..after].last()
 }
 
-/// A reader's hold on one chunk: what its cursor keeps, and what the owned events it
-/// makes from the chunk's records share ([`crate::Entry`]). Cloning a lease touches a
-/// count only this reader's events share; the chunk's own count, which every reader of
-/// the window shares, is touched once per chunk a reader moves into.
-// The outer count is this reader's alone; the inner is the chunk's, shared by every
-// reader (loom's `Arc` is not linted, hence `allow` rather than `expect`).
-#[allow(clippy::redundant_allocation)]
-pub(crate) struct Lease<T>(Arc<Arc<Chunk<T>>>);
+/// An owned event's hold on the window chunk its record lies in ([`crate::Entry`]),
+/// issued by the reading watch's cursor (see `lease.rs`): making one costs no atomic
+/// operation, and it touches no count the other readers of the chunk share.
+pub(crate) struct Lease<T>(lease::Lease<Arc<Chunk<T>>>);
 
 impl<T> Clone for Lease<T> {
     fn clone(&self) -> Self {
@@ -252,21 +249,24 @@ impl<T> Clone for Lease<T> {
 }
 
 impl<T> Lease<T> {
-    /// The record at `position`, which a reader holding this lease read.
+    /// The record at `position`, which the reader that issued this lease read.
     ///
     /// # Panics
-    /// If the chunk does not hold `position` published: a lease is only handed out with
-    /// positions read through it.
+    /// If the chunk does not hold `position` published: a lease is only issued with a
+    /// position read through it.
     pub(crate) fn record(&self, position: u64) -> &Record<T> {
-        self.0.get(position).expect("a leased record is published in its chunk")
+        self.0.value().get(position).expect("a leased record is published in its chunk")
     }
 }
 
-/// A record read through a cursor: the record, its position and the cursor's lease on
-/// its chunk, all borrowed.
+/// What issues a reader's leases on one chunk.
+type ChunkIssuer<T> = Issuer<Arc<Chunk<T>>>;
+
+/// A record read through a cursor: the record and its position, borrowed, and the
+/// cursor's issuer of leases on its chunk, lent.
 pub(crate) struct Slot<'c, T> {
     record: &'c Record<T>,
-    lease: &'c Lease<T>,
+    issuer: &'c mut ChunkIssuer<T>,
     position: u64,
 }
 
@@ -284,9 +284,9 @@ impl<'c, T> Slot<'c, T> {
         self.record
     }
 
-    /// An owned entry of the record's `side` object, sharing the reader's lease.
-    pub(crate) fn entry(&self, side: Side) -> Entry<T> {
-        Entry::leased(self.lease.clone(), self.position, side)
+    /// An owned entry of the record's `side` object, holding a lease on its chunk.
+    pub(crate) fn entry(&mut self, side: Side) -> Entry<T> {
+        Entry::leased(Lease(self.issuer.issue()), self.position, side)
     }
 }
 
@@ -380,9 +380,9 @@ impl<T> Window<T> {
                 return miss;
             }
         }
-        let Some((chunk, lease)) = &cursor.held else { return Read::Pending };
+        let Some((chunk, issuer)) = &mut cursor.held else { return Read::Pending };
         match chunk.get(position) {
-            Some(record) => Read::Record(Slot { record, lease, position }),
+            Some(record) => Read::Record(Slot { record, issuer, position }),
             None => Read::Pending,
         }
     }
@@ -401,7 +401,7 @@ impl<T> Window<T> {
         // unless it has been evicted since.
         let chunks = self.chunks.load();
         if let Some(chunk) = chunk_holding(&chunks, position).filter(|chunk| chunk.get(position).is_some()) {
-            cursor.held = Some((chunk.clone(), Lease(Arc::new(chunk.clone()))));
+            cursor.held = Some((chunk.clone(), Issuer::new(chunk.clone())));
             return Ok(());
         }
         // Loaded after the list (rule 2): an eviction that removed the chunk shows here.
@@ -486,12 +486,13 @@ impl<T> Window<T> {
 }
 
 /// A reader's position hint: the chunk it read last, so sequential reads skip the chunk
-/// list, and its lease on that chunk for the owned events it makes. Holding it keeps at
-/// most that one chunk alive (the owned events keep theirs).
+/// list, and the issuer of leases on that chunk for the owned events it makes (sealed
+/// when the cursor moves on). Holding it keeps at most that one chunk alive (the owned
+/// events keep theirs).
 pub(crate) struct Cursor<T> {
     /// The chunk itself, read directly (one load fewer per record than through the
-    /// lease), and the lease on it.
-    held: Option<(Arc<Chunk<T>>, Lease<T>)>,
+    /// issuer), and the issuer.
+    held: Option<(Arc<Chunk<T>>, ChunkIssuer<T>)>,
 }
 
 impl<T> Cursor<T> {
@@ -539,6 +540,11 @@ pub(crate) struct WindowWriter<T> {
     published_from: u64,
     /// The byte budget, if the window has one.
     weighed: Option<Weighed<T>>,
+    /// Evicted chunks a reader may still hold (through an old chunk list, a cursor or an
+    /// owned event's lease). The writer keeps them until it holds the last reference and
+    /// frees them itself, so that a reader never frees what the dispatcher and the
+    /// producers allocated: a record's key and objects.
+    retired: Vec<Arc<Chunk<T>>>,
 }
 
 impl<T> std::fmt::Debug for WindowWriter<T> {
@@ -572,6 +578,7 @@ impl<T> WindowWriter<T> {
             newest_from: 1,
             published_from: 1,
             weighed: None,
+            retired: Vec::new(),
         }
     }
 
@@ -667,6 +674,10 @@ impl<T> WindowWriter<T> {
         if self.evict(head, now) {
             self.window.chunks.store(Arc::new(self.chunks.clone()));
         }
+        // Held by the writer alone, a chunk cannot be taken again: readers reach chunks
+        // only through the published list (no longer listing it) or a reference of
+        // their own.
+        self.retired.retain(|chunk| Arc::strong_count(chunk) > 1);
     }
 
     /// The last appended record, readable through its chunk even if a later append
@@ -721,7 +732,7 @@ impl<T> WindowWriter<T> {
         // Chunks are in position order, so the evicted ones are a prefix; looking only at
         // that prefix keeps an append O(1) however many chunks the window holds.
         let evicted = self.chunks.iter().take_while(|chunk| chunk.end() <= first).count();
-        self.chunks.drain(..evicted);
+        self.retired.extend(self.chunks.drain(..evicted));
         evicted > 0
     }
 
@@ -856,7 +867,13 @@ mod tests {
         assert!(matches!(window.read(1, &mut cursor), Read::Record(_)));
         assert_eq!(std::sync::Arc::strong_count(&pinned), 2);
         drop(cursor);
-        assert_eq!(std::sync::Arc::strong_count(&pinned), 1, "evicted chunk freed with its last reader");
+        assert_eq!(std::sync::Arc::strong_count(&pinned), 2, "the writer frees it, not the reader");
+        writer.trim(Duration::ZERO);
+        assert_eq!(
+            std::sync::Arc::strong_count(&pinned),
+            1,
+            "evicted chunk freed once its last reader let go"
+        );
     }
 
     #[test]
@@ -867,7 +884,7 @@ mod tests {
         let mut cursor = Cursor::new();
         let entries: Vec<_> = (1..=3)
             .map(|position| match window.read(position, &mut cursor) {
-                Read::Record(slot) => slot.entry(Side::New),
+                Read::Record(mut slot) => slot.entry(Side::New),
                 _ => panic!("position {position} is held"),
             })
             .collect();
@@ -880,7 +897,9 @@ mod tests {
         assert_eq!(&**entries[2].key(), "k3");
         assert_eq!(std::sync::Arc::strong_count(&object), 2, "the evicted chunk is alive for the entries");
         drop(entries);
-        assert_eq!(std::sync::Arc::strong_count(&object), 1, "and freed with the last of them");
+        assert_eq!(std::sync::Arc::strong_count(&object), 2, "a reader does not free the chunk");
+        writer.trim(Duration::ZERO);
+        assert_eq!(std::sync::Arc::strong_count(&object), 1, "the writer does, once it holds it alone");
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Loom models: every interleaving of a few operations on tiny capacities. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test --lib --release loom_models`.
 //!
-//! The models here cover one lock-free structure each (ring, window, wake-ups); CI runs
-//! them with two preemptions. [`hand_off`] runs a whole cacher.
+//! The models here cover one lock-free structure each (ring, window, wake-ups, leases);
+//! CI runs them with two preemptions. [`hand_off`] runs a whole cacher.
 
 mod hand_off;
 
 use crate::event::{Origin, Record};
+use crate::lease::Issuer;
 use crate::notify::{thread_waker, Parker, WaitList};
 use crate::ring::{self, PushError, Receiver, Sender};
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{thread, Arc};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{thread, Arc, UnsafeCell};
 use crate::window::{ByteBudget, Capacity, Cursor, Read, WindowWriter};
 use std::time::Duration;
 
@@ -261,5 +262,47 @@ fn wait_list_wakes_every_listed_sleeper() {
         ready.store(true, Ordering::Release);
         list.notify_all();
         sleeper.join().unwrap();
+    });
+}
+
+/// A value that counts its drops, and writes its plain data as it goes: loom reports a
+/// lease holder's read of that data that the drop does not happen after.
+struct Counted {
+    drops: Arc<AtomicUsize>,
+    data: UnsafeCell<u64>,
+}
+
+impl Counted {
+    fn read(&self) -> u64 {
+        // SAFETY: shared reads only, until the drop (which loom orders against them).
+        self.data.with(|data| unsafe { *data })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: the last reference.
+        self.data.with_mut(|data| unsafe { *data = 0 });
+        self.drops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_leased_value_is_freed_once_after_the_seal_and_every_lease() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut issuer = Issuer::new(Counted { drops: drops.clone(), data: UnsafeCell::new(7) });
+        let (first, second) = (issuer.issue(), issuer.issue());
+        let cloning = thread::spawn(move || {
+            let again = first.clone();
+            drop(first);
+            assert_eq!(again.value().read(), 7, "alive while a lease is");
+        });
+        let dropping = thread::spawn(move || assert_eq!(second.value().read(), 7));
+        // The seal races with both.
+        drop(issuer);
+        cloning.join().unwrap();
+        dropping.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }
