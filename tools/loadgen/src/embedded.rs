@@ -5,7 +5,7 @@
 //! known exactly and the report states any loss.
 
 use crate::config::{Config, Consumers, Policy, Receive};
-use crate::report::{histogram, Latencies, Percentiles, Report};
+use crate::report::{histogram, spectrum, Latencies, Percentiles, Report};
 use crate::timing::{produce, Change, Consumed};
 use crate::usage::Usage;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -258,6 +258,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         latency_micros: Percentiles::of(&latencies.all),
         healthy_latency_micros: Percentiles::of(&latencies.healthy),
         intended_latency_micros: Percentiles::of(&intended),
+        intended_latency_spectrum: spectrum(&intended),
         send_lag_micros: Percentiles::of(&send_lag),
         cpu_seconds: usage.cpu.saturating_sub(usage_before.cpu).as_secs_f64(),
         producer_cpu_seconds: producer_cpu.as_secs_f64(),

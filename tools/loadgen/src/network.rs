@@ -11,7 +11,7 @@
 //! serves from its trigger index, config maps by the label `loadgen/node=node-N`.
 
 use crate::config::{Config, Resource, Wire};
-use crate::report::{histogram, Latencies, Percentiles, Report, ServerFigures};
+use crate::report::{histogram, spectrum, Latencies, Percentiles, Report, ServerFigures};
 use crate::timing::{node_of, produce, Consumed};
 use crate::usage::Usage;
 use crate::wire::take_events;
@@ -181,6 +181,7 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
         latency_micros: Percentiles::of(&latencies.all),
         healthy_latency_micros: Percentiles::of(&latencies.healthy),
         intended_latency_micros: Percentiles::of(&intended),
+        intended_latency_spectrum: spectrum(&intended),
         send_lag_micros: Percentiles::of(&send_lag),
         cpu_seconds: usage.cpu.saturating_sub(usage_before.cpu).as_secs_f64(),
         producer_cpu_seconds: producer_cpu.as_secs_f64(),

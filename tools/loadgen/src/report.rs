@@ -40,6 +40,28 @@ impl std::fmt::Display for Percentiles {
     }
 }
 
+/// One point of a latency distribution: the latency, in microseconds, at or under which
+/// `quantile` of the deliveries fell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantile {
+    /// The share of deliveries, 0 to 1.
+    pub quantile: f64,
+    /// Their latency bound in microseconds.
+    pub micros: u64,
+}
+
+/// The distribution of `histogram` as HdrHistogram plots it: the quantiles 1 − 2⁻ᵏ for k
+/// from 0 to 17 (0, ½, ¾, … 99.9992%), then the maximum, so that the tail gets as many
+/// points as the body.
+pub fn spectrum(histogram: &Histogram<u64>) -> Vec<Quantile> {
+    let mut points: Vec<Quantile> = (0..=17)
+        .map(|halvings| 1.0 - 0.5f64.powi(halvings))
+        .map(|quantile| Quantile { quantile, micros: histogram.value_at_quantile(quantile) })
+        .collect();
+    points.push(Quantile { quantile: 1.0, micros: histogram.max() });
+    points
+}
+
 /// Latency histograms over every watcher and over the watchers that never stall.
 #[derive(Debug, Clone)]
 pub(crate) struct Latencies {
@@ -97,6 +119,8 @@ pub struct Report {
     /// Latency from each event's intended send time (coordinated omission corrected):
     /// the cacher's latency plus the generator's lateness.
     pub intended_latency_micros: Percentiles,
+    /// The same as a distribution, for plotting ([`spectrum`]).
+    pub intended_latency_spectrum: Vec<Quantile>,
     /// How late producers sent each event against their schedule (sleep overshoot, or
     /// a ring that stayed full).
     pub send_lag_micros: Percentiles,

@@ -23,6 +23,14 @@ fn assert_consistent(report: &Report) {
         report.intended_latency_micros.max >= report.latency_micros.max,
         "latency from the intended time includes the send lag"
     );
+    let spectrum = &report.intended_latency_spectrum;
+    assert!(spectrum
+        .windows(2)
+        .all(|pair| pair[0].quantile < pair[1].quantile && pair[0].micros <= pair[1].micros));
+    let at =
+        |quantile: f64| spectrum.iter().find(|point| point.quantile == quantile).map(|point| point.micros);
+    assert_eq!(at(0.5), Some(report.intended_latency_micros.p50), "the spectrum agrees with the percentiles");
+    assert_eq!(at(1.0), Some(report.intended_latency_micros.max));
 }
 
 #[test]
