@@ -108,6 +108,10 @@ impl<T> Event<T> {
 /// chunk of the window) rather than holding the key's and the object's `Arc`s itself;
 /// [`Entry::key`] and [`Entry::object`] lend them, and cloning what they lend gives an
 /// `Arc` of one's own.
+///
+/// So an entry kept long after the window moved on keeps its whole chunk of the window
+/// alive (up to 256 records, with their keys and objects): to keep one object for long,
+/// keep a clone of its `Arc` rather than the entry.
 pub struct Entry<T>(Held<T>);
 
 /// How an entry holds its key and object.
