@@ -262,11 +262,12 @@ impl<T> Lease<T> {
 /// What issues a reader's leases on one chunk.
 type ChunkIssuer<T> = Issuer<Arc<Chunk<T>>>;
 
-/// A record read through a cursor: the record and its position, borrowed, and the
-/// cursor's issuer of leases on its chunk, lent.
+/// A record read through a cursor: the record, its chunk and its position, borrowed, and
+/// the cursor's issuer of leases on the chunk (made by the first lease), lent.
 pub(crate) struct Slot<'c, T> {
     record: &'c Record<T>,
-    issuer: &'c mut ChunkIssuer<T>,
+    chunk: &'c Arc<Chunk<T>>,
+    issuer: &'c mut Option<ChunkIssuer<T>>,
     position: u64,
 }
 
@@ -286,7 +287,8 @@ impl<'c, T> Slot<'c, T> {
 
     /// An owned entry of the record's `side` object, holding a lease on its chunk.
     pub(crate) fn entry(&mut self, side: Side) -> Entry<T> {
-        Entry::leased(Lease(self.issuer.issue()), self.position, side)
+        let issuer = self.issuer.get_or_insert_with(|| Issuer::new(self.chunk.clone()));
+        Entry::leased(Lease(issuer.issue()), self.position, side)
     }
 }
 
@@ -375,14 +377,14 @@ impl<T> Window<T> {
 
     /// The record at `position`, reusing `cursor`'s chunk when it holds it.
     pub(crate) fn read<'c>(&self, position: u64, cursor: &'c mut Cursor<T>) -> Read<'c, T> {
-        if cursor.held.as_ref().is_none_or(|(chunk, _)| chunk.get(position).is_none()) {
+        if cursor.chunk.as_ref().is_none_or(|chunk| chunk.get(position).is_none()) {
             if let Err(miss) = self.seek(position, cursor) {
                 return miss;
             }
         }
-        let Some((chunk, issuer)) = &mut cursor.held else { return Read::Pending };
+        let Cursor { chunk: Some(chunk), issuer } = cursor else { return Read::Pending };
         match chunk.get(position) {
-            Some(record) => Read::Record(Slot { record, issuer, position }),
+            Some(record) => Read::Record(Slot { record, chunk, issuer, position }),
             None => Read::Pending,
         }
     }
@@ -401,7 +403,9 @@ impl<T> Window<T> {
         // unless it has been evicted since.
         let chunks = self.chunks.load();
         if let Some(chunk) = chunk_holding(&chunks, position).filter(|chunk| chunk.get(position).is_some()) {
-            cursor.held = Some((chunk.clone(), Issuer::new(chunk.clone())));
+            cursor.chunk = Some(chunk.clone());
+            // The issuer of the chunk it leaves is sealed.
+            cursor.issuer = None;
             return Ok(());
         }
         // Loaded after the list (rule 2): an eviction that removed the chunk shows here.
@@ -490,22 +494,21 @@ impl<T> Window<T> {
 /// when the cursor moves on). Holding it keeps at most that one chunk alive (the owned
 /// events keep theirs).
 pub(crate) struct Cursor<T> {
-    /// The chunk itself, read directly (one load fewer per record than through the
-    /// issuer), and the issuer.
-    held: Option<(Arc<Chunk<T>>, ChunkIssuer<T>)>,
+    chunk: Option<Arc<Chunk<T>>>,
+    /// The issuer of leases on `chunk`, once one was issued: a reader that owns no event
+    /// (a batch receive, a list) makes none.
+    issuer: Option<ChunkIssuer<T>>,
 }
 
 impl<T> Cursor<T> {
     pub(crate) fn new() -> Self {
-        Self { held: None }
+        Self { chunk: None, issuer: None }
     }
 }
 
 impl<T> std::fmt::Debug for Cursor<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cursor")
-            .field("chunk_first", &self.held.as_ref().map(|(chunk, _)| chunk.first))
-            .finish()
+        f.debug_struct("Cursor").field("chunk_first", &self.chunk.as_ref().map(|chunk| chunk.first)).finish()
     }
 }
 
