@@ -27,7 +27,7 @@ use std::time::Duration;
 ///     }
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Event<T> {
     /// The object started matching the watch (a new key, or an object that moved into
     /// the watch's filter); the entry holds the object after the change.
@@ -86,16 +86,34 @@ impl<T> Event<T> {
     pub fn as_ref(&self) -> EventRef<'_, T> {
         match self {
             Self::Added(entry) => {
-                EventRef::Added { key: entry.key(), object: entry.object(), revision: entry.revision() }
+                let (key, object, revision) = entry.parts();
+                EventRef::Added { key, object, revision }
             }
             Self::Modified(entry) => {
-                EventRef::Modified { key: entry.key(), object: entry.object(), revision: entry.revision() }
+                let (key, object, revision) = entry.parts();
+                EventRef::Modified { key, object, revision }
             }
             Self::Deleted(entry) => {
-                EventRef::Deleted { key: entry.key(), object: entry.object(), revision: entry.revision() }
+                let (key, object, revision) = entry.parts();
+                EventRef::Deleted { key, object, revision }
             }
             Self::Bookmark { revision, initial_events_end } => {
                 EventRef::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
+            }
+        }
+    }
+}
+
+// By hand: cloning an event clones `Arc`s or a lease, never a `T`, so `T: Clone` is not
+// needed (a derive would ask for it).
+impl<T> Clone for Event<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Added(entry) => Self::Added(entry.clone()),
+            Self::Modified(entry) => Self::Modified(entry.clone()),
+            Self::Deleted(entry) => Self::Deleted(entry.clone()),
+            Self::Bookmark { revision, initial_events_end } => {
+                Self::Bookmark { revision: *revision, initial_events_end: *initial_events_end }
             }
         }
     }
@@ -150,33 +168,33 @@ impl<T> Entry<T> {
 
     /// The object's key.
     pub fn key(&self) -> &Arc<str> {
-        match &self.0 {
-            Held::Shared { key, .. } => key,
-            Held::Leased { lease, position, .. } => &lease.record(*position).key,
-        }
+        self.parts().0
     }
 
     /// The object: after the change for `Added` and `Modified`, its last matching state
     /// for `Deleted`.
     pub fn object(&self) -> &Arc<T> {
+        self.parts().1
+    }
+
+    /// The change's revision.
+    pub fn revision(&self) -> u64 {
+        self.parts().2
+    }
+
+    /// The key, the object and the revision, with a leased record looked up once.
+    fn parts(&self) -> (&Arc<str>, &Arc<T>, u64) {
         match &self.0 {
-            Held::Shared { object, .. } => object,
+            Held::Shared { key, object, revision } => (key, object, *revision),
             Held::Leased { lease, position, side } => {
                 let record = lease.record(*position);
                 let object = match side {
                     Side::New => &record.object,
                     Side::Prev => &record.prev,
                 };
-                object.as_ref().expect("a leased entry's side holds an object")
+                let object = object.as_ref().expect("a leased entry's side holds an object");
+                (&record.key, object, record.revision)
             }
-        }
-    }
-
-    /// The change's revision.
-    pub fn revision(&self) -> u64 {
-        match &self.0 {
-            Held::Shared { revision, .. } => *revision,
-            Held::Leased { lease, position, .. } => lease.record(*position).revision,
         }
     }
 }
@@ -196,7 +214,7 @@ impl<T> Clone for Entry<T> {
 
 impl<T: PartialEq> PartialEq for Entry<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.revision() == other.revision() && self.key() == other.key() && self.object() == other.object()
+        self.parts() == other.parts()
     }
 }
 
@@ -206,10 +224,11 @@ impl<T: Eq> Eq for Event<T> {}
 
 impl<T: fmt::Debug> fmt::Debug for Entry<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, object, revision) = self.parts();
         f.debug_struct("Entry")
-            .field("key", self.key())
-            .field("object", self.object())
-            .field("revision", &self.revision())
+            .field("key", key)
+            .field("object", object)
+            .field("revision", &revision)
             .finish()
     }
 }

@@ -22,6 +22,16 @@ fn handles_are_thread_safe() {
     sync::<WatchError>();
 }
 
+#[test]
+fn events_clone_without_cloning_objects() {
+    /// Shared by the cacher, never cloned: an event of it still clones.
+    struct NotClone;
+    clone::<Event<NotClone>>();
+    clone::<watchcache::Entry<NotClone>>();
+    send::<Event<u32>>();
+    sync::<Event<u32>>();
+}
+
 fn sendable_future<F: std::future::Future + Send>(_: F) {}
 
 #[test]
