@@ -53,8 +53,9 @@
 //!    `filled` may read every slot below it;
 //! 2. on eviction, `oldest` and then `first` move forward before the chunk list without
 //!    the evicted chunks is published: a reader that loaded a list missing a chunk, and
-//!    then loads `first` (then `oldest`), sees values past that chunk. So an eviction
-//!    report always names an `oldest` at or above the revision asked for;
+//!    then loads `first` (then `oldest`), sees values past that chunk. So a position
+//!    found in a list that lost chunks is refused rather than taken for a boundary, and
+//!    an eviction report always names an `oldest` above the revision asked for;
 //! 3. a new chunk is in the published list before `head` moves into it: a reader that
 //!    sees `head >= p` and then loads the list finds the chunk holding `p`, filled;
 //! 4. `revision` is stored after the records of every revision up to it are appended
@@ -437,9 +438,14 @@ impl<T> Window<T> {
             Some(chunk) => chunk.first + chunk.count_at_or_below(revision) as u64 - 1,
             None => chunks.first().map_or(head, |oldest_chunk| oldest_chunk.first - 1),
         };
-        // Loaded after the list (rule 2): the records after `position` are still held.
-        if position + 1 < self.first() {
-            return Err(self.oldest());
+        // Loaded after the list, `first` and then `oldest` (rule 2). An eviction that
+        // took chunks out of this list shows in `oldest`: the position before the list
+        // is then no boundary, as records newer than `revision` may have been in those
+        // chunks. One that moved `first` inside a chunk still listed shows in `first`.
+        let first = self.first();
+        let oldest = self.oldest();
+        if revision < oldest || position + 1 < first {
+            return Err(oldest);
         }
         Ok(position)
     }

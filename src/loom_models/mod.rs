@@ -173,8 +173,9 @@ fn follow_appends_and_evictions(mut writer: WindowWriter<u64>) {
 
 /// Sparse revisions with transactions, across chunks, while the writer evicts: a reader
 /// that finds where the records after a revision the cacher has reached start (as every
-/// watch start and resume does) gets a position whose successors are exactly the newer
-/// records, at a revision boundary, or an `oldest` that says some of them are gone.
+/// watch start and resume does) gets the position of the revision's last record, whose
+/// successors are exactly the newer records, or an `oldest` that says some of them are
+/// gone, also when an eviction drops a whole chunk between the reader's loads.
 #[test]
 fn window_maps_sparse_revisions_while_it_evicts() {
     loom::model(|| {
@@ -185,13 +186,16 @@ fn window_maps_sparse_revisions_while_it_evicts() {
         let window = writer.reader();
         let reader = thread::spawn(move || {
             let mut cursor = Cursor::new();
-            for asked in [10, 20] {
+            // Where the records after each asked revision start: revision 10 is
+            // position 1, revision 20 ends at position 3.
+            for (asked, last_position) in [(10, 1), (20, 3)] {
                 if asked > window.revision() {
                     thread::yield_now();
                     continue;
                 }
                 match window.position_after(asked) {
                     Ok(position) => {
+                        assert_eq!(position, last_position, "the records after revision {asked}");
                         if let Read::Record(next) = window.read(position + 1, &mut cursor) {
                             assert!(next.revision > asked, "record {} after revision {asked}", next.revision);
                         }
