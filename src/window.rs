@@ -422,13 +422,10 @@ impl<T> Window<T> {
     /// starts after it gets exactly the records newer than `revision`. `Err(oldest)`
     /// when some of those have been evicted.
     pub(crate) fn position_after(&self, revision: u64) -> Result<u64, u64> {
-        let oldest = self.oldest();
-        if revision < oldest {
-            return Err(oldest);
-        }
         let head = self.head();
         // Loaded after `head` (rule 3) and after `revision` if the caller loaded it (rule
-        // 4): every record up to either is in this list or evicted.
+        // 4): every record up to either is in this list or evicted (which the checks
+        // after the search find).
         let chunks = self.chunks.load();
         // Chunks whose first record is at or below `revision`; the boundary lies in the
         // last of them, or just before the list if there is none.
