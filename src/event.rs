@@ -130,6 +130,13 @@ impl<T> Clone for Event<T> {
 /// So an entry kept long after the window moved on keeps its whole chunk of the window
 /// alive (up to 256 records, with their keys and objects): to keep one object for long,
 /// keep a clone of its `Arc` rather than the entry.
+///
+/// Dropping such entries is cheap as well. While their watch still reads the chunk, a
+/// thread counts its drops of the chunk's entries privately, and applies them in one
+/// step when it drops an entry of another chunk, when a watch it polls moves on to
+/// another chunk or ends, or when the thread exits. A chunk can therefore outlive its
+/// last entry for a while: when its watch moved on from it on another thread after this
+/// thread's last drop, until this thread's next such step (at most one chunk per thread).
 pub struct Entry<T>(Held<T>);
 
 /// How an entry holds its key and object.

@@ -1,40 +1,67 @@
 //! A shared hold on a value whose one issuer hands out references without an atomic
-//! operation: the count of a window chunk's owned events (see `window.rs`).
+//! operation, and whose holders on one thread drop them without one either: the count of
+//! a window chunk's owned events (see `window.rs`).
 //!
 //! A watch reading the window makes an owned event per record it yields, each of which
 //! must keep the record's chunk alive. An `Arc` per event would cost a locked increment
-//! per event, on a line no other core shares but that the store buffer must drain for.
-//! Instead the watch's cursor *issues* [`Lease`]s on one [`Issuer`] per chunk it reads:
-//! it counts what it issued in a plain integer, and adds that to the shared count once,
-//! when it moves on to another chunk ([`Issuer`]'s drop, the *seal*). A lease's drop is
-//! the only atomic operation per event.
+//! per event, on a line no other core shares but that the store buffer must drain for,
+//! and a locked decrement when the event is dropped. Instead:
 //!
-//! This is the deferred half of biased reference counting (Choi, Shull and Torrellas,
-//! "Biased Reference Counting", PACT 2018): the owner's increments are private until it
-//! lets go; here the owner never decrements, so its private count only grows and is
-//! merged once.
+//! - The watch's cursor *issues* [`Lease`]s on one [`Issuer`] per chunk it reads: it
+//!   counts what it issued in a plain integer, and adds that to the shared count once,
+//!   when it moves on to another chunk ([`Issuer`]'s drop, the *seal*).
+//! - A thread that drops a lease *defers* the decrement while the block's issuer has not
+//!   sealed: it counts the drops of one block in a thread-local integer, and subtracts
+//!   them from the shared count in one operation when it drops a lease of another block,
+//!   seals an issuer, or exits. A consumer that drops its events as it goes (the usual
+//!   loop) so pays one atomic operation per chunk, not per event.
+//!
+//! This is biased reference counting (Choi, Shull and Torrellas, "Biased Reference
+//! Counting", PACT 2018) in two deferred halves: the owner's increments are private until
+//! it lets go (here the owner never decrements, so its private count only grows and is
+//! merged once), and each thread's decrements are private until it moves on.
 //!
 //! # The count
 //!
 //! `holders` starts at [`UNSEALED`], a bias larger than any number of leases, and holds
-//! `UNSEALED + clones − drops` until the seal subtracts `UNSEALED − issued`, leaving the
-//! number of live leases. Before the seal it cannot reach zero (drops never exceed
-//! `issued + clones`, and `issued < UNSEALED`); after it, it falls to zero exactly once,
-//! and whoever takes it there (the seal, or a lease's drop) frees the block.
+//! `UNSEALED + clones − applied drops` until the seal subtracts `UNSEALED − issued`,
+//! leaving the number of leases not yet dropped plus the drops some thread still defers.
+//! Before the seal it cannot reach zero (drops never exceed `issued + clones`, and
+//! `issued < UNSEALED / 2`); after it, it falls to zero exactly once, and whoever takes it
+//! there (the seal, a lease's drop, or a thread applying its deferred drops) frees the
+//! block.
+//!
+//! # Deferral and when a block is freed
+//!
+//! A deferred drop only postpones a decrement, so it never frees anything early. It can
+//! free late: a block is freed once its seal and every drop are applied, and a thread's
+//! deferred drops are applied when that thread drops a lease of another block, seals, or
+//! exits. A lease dropped after its issuer sealed is applied at once (the drop sees the
+//! seal in the count), so deferral only lasts past the seal when the seal ran on another
+//! thread in between; then at most one block per thread waits for that thread's next
+//! flush. A block holds one window chunk, which the window frees only once no block
+//! holds it.
 //!
 //! Orderings, all in this file, as `std::sync::Arc` chooses them: a clone adds with
 //! `Relaxed` (a holder exists, so the block cannot be freed meanwhile); the seal and
-//! every drop subtract with `Release`, so that each holder's reads of the value happen
-//! before the free; the one that reaches zero then loads with an `Acquire` fence before
-//! freeing.
+//! every applied drop subtract with `Release`, so that each holder's reads of the value
+//! happen before the free (a deferred drop's reads precede, on its thread, the
+//! subtraction that applies it); the one that reaches zero then loads with an `Acquire`
+//! fence before freeing. The check for the seal before deferring is a `Relaxed` load: a
+//! stale answer only defers a drop that could have been applied, or applies one that
+//! could have been deferred.
 
 use crate::sync::atomic::{fence, AtomicUsize, Ordering};
+use crate::sync::thread_local;
+use std::cell::Cell;
 use std::ptr::NonNull;
 
 /// The bias `holders` carries until the issuer seals the block.
 const UNSEALED: usize = usize::MAX / 2;
 
-/// The block leases point to.
+/// The block leases point to. `holders` comes first (`repr(C)`), so that a thread's
+/// deferred drops can name a block by its count whatever the value's type.
+#[repr(C)]
 struct Block<P> {
     /// `UNSEALED + clones − drops` until the seal, the live leases after (module docs).
     holders: AtomicUsize,
@@ -45,7 +72,7 @@ struct Block<P> {
 /// counts what it issues without atomics.
 pub(crate) struct Issuer<P> {
     block: NonNull<Block<P>>,
-    /// Leases issued so far; below `UNSEALED`.
+    /// Leases issued so far; below `UNSEALED / 2`.
     issued: usize,
 }
 
@@ -74,24 +101,17 @@ impl<P> Issuer<P> {
     /// One more lease, counted here without an atomic operation.
     pub(crate) fn issue(&mut self) -> Lease<P> {
         self.issued += 1;
-        debug_assert!(self.issued < UNSEALED);
+        debug_assert!(self.issued < UNSEALED / 2);
         Lease { block: self.block }
     }
 }
 
 impl<P> Drop for Issuer<P> {
-    /// The seal: adds the leases issued to the shared count and lets go of the bias.
+    /// The seal: adds the leases issued to the shared count and lets go of the bias,
+    /// after applying this thread's deferred drops (those of this block among them).
     fn drop(&mut self) {
-        let released = UNSEALED - self.issued;
-        // SAFETY: the block lives until the count reaches zero, which it cannot before
-        // this seal (module docs).
-        let holders = unsafe { &self.block.as_ref().holders };
-        if holders.fetch_sub(released, Ordering::Release) == released {
-            fence(Ordering::Acquire);
-            // SAFETY: the count reached zero here: no lease is left, and the issuer is
-            // going; the block came from `Box::leak` in `new`.
-            drop(unsafe { Box::from_raw(self.block.as_ptr()) });
-        }
+        flush();
+        Drops { holders: self.block.cast(), count: UNSEALED - self.issued, free: free::<P> }.apply();
     }
 }
 
@@ -122,13 +142,110 @@ impl<P> Clone for Lease<P> {
 
 impl<P> Drop for Lease<P> {
     fn drop(&mut self) {
-        if self.holders().fetch_sub(1, Ordering::Release) == 1 {
-            fence(Ordering::Acquire);
-            // SAFETY: the count reached zero here, after the seal (before it, it cannot):
-            // this was the last holder; the block came from `Box::leak`.
-            drop(unsafe { Box::from_raw(self.block.as_ptr()) });
+        let drop_now = Drops { holders: self.block.cast(), count: 1, free: free::<P> };
+        // Deferred only while the issuer has not sealed: a drop after the seal may be the
+        // last, and is applied at once. `try_with`: during thread exit, after this
+        // thread's deferred drops were applied, the drop is applied at once too.
+        let deferred = DEFERRED.try_with(|deferred| {
+            deferred.defer(drop_now, || self.holders().load(Ordering::Relaxed) > UNSEALED / 2)
+        });
+        if !deferred.unwrap_or(false) {
+            drop_now.apply();
         }
     }
+}
+
+/// `count` drops of the block whose count is `holders` (`holders` is the block's first
+/// field), or its seal.
+#[derive(Clone, Copy)]
+struct Drops {
+    holders: NonNull<AtomicUsize>,
+    count: usize,
+    /// Frees the block, once `holders` reached zero.
+    free: unsafe fn(NonNull<AtomicUsize>),
+}
+
+impl Drops {
+    /// Subtracts `count`, freeing the block if that took it to zero.
+    fn apply(self) {
+        // SAFETY: the block lives until its count reaches zero, and the `count` released
+        // here are still in it.
+        let holders = unsafe { self.holders.as_ref() };
+        if holders.fetch_sub(self.count, Ordering::Release) == self.count {
+            fence(Ordering::Acquire);
+            // SAFETY: the count reached zero here: the seal is applied and no lease is
+            // left, and nothing reads the block after.
+            unsafe { (self.free)(self.holders) };
+        }
+    }
+}
+
+/// Frees the block whose count is `holders`.
+///
+/// # Safety
+/// `holders` is the count of a live `Block<P>` from `Issuer::new`, which is freed here.
+unsafe fn free<P>(holders: NonNull<AtomicUsize>) {
+    // SAFETY: the caller's contract; the block came from `Box::leak`.
+    drop(unsafe { Box::from_raw(holders.cast::<Block<P>>().as_ptr()) });
+}
+
+/// This thread's deferred drops: those of the last block it dropped a lease of while the
+/// block's issuer had not sealed.
+struct Deferred(Cell<Option<Drops>>);
+
+impl Deferred {
+    /// Adds `drop` to the deferred drops of its block; a drop of another block first asks
+    /// `unsealed`, then applies the drops deferred so far and defers `drop` instead.
+    /// `false` if `drop` must be applied at once.
+    fn defer(&self, drop: Drops, unsealed: impl FnOnce() -> bool) -> bool {
+        match self.0.get() {
+            Some(mut same) if same.holders == drop.holders => {
+                same.count += 1;
+                self.0.set(Some(same));
+                true
+            }
+            deferred => {
+                if !unsealed() {
+                    return false;
+                }
+                // Replaced before applied: freeing a block may drop leases, which defer.
+                self.0.set(Some(drop));
+                if let Some(deferred) = deferred {
+                    deferred.apply();
+                }
+                true
+            }
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(deferred) = self.0.take() {
+            deferred.apply();
+        }
+    }
+}
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+// Loom's `thread_local!` takes no `const` initialiser, which spares std's the lazy
+// initialisation check on every drop.
+#[cfg(not(loom))]
+thread_local! {
+    static DEFERRED: Deferred = const { Deferred(Cell::new(None)) };
+}
+#[cfg(loom)]
+thread_local! {
+    static DEFERRED: Deferred = Deferred(Cell::new(None));
+}
+
+/// Applies this thread's deferred drops, as its exit would.
+pub(crate) fn flush() {
+    // During thread exit the deferred drops were applied already.
+    let _ = DEFERRED.try_with(Deferred::flush);
 }
 
 #[cfg(all(test, not(loom)))]
@@ -164,10 +281,73 @@ mod tests {
         let mut issuer = Issuer::new(value);
         drop(issuer.issue());
         drop(issuer);
-        assert!(freed.upgrade().is_none());
+        assert!(freed.upgrade().is_none(), "the seal applies its own thread's deferred drop");
         let (value, freed) = tracked();
         drop(Issuer::new(value));
         assert!(freed.upgrade().is_none(), "an issuer that issued nothing");
+    }
+
+    /// A thread that drops what it is sent, reporting each drop done.
+    struct Dropper {
+        send: std::sync::mpsc::Sender<Lease<Arc<u64>>>,
+        dropped: std::sync::mpsc::Receiver<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Dropper {
+        fn spawn() -> Self {
+            let (send, leases) = std::sync::mpsc::channel::<Lease<Arc<u64>>>();
+            let (done, dropped) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                for lease in leases {
+                    drop(lease);
+                    done.send(()).unwrap();
+                }
+            });
+            Self { send, dropped, thread }
+        }
+
+        fn drop_there(&self, lease: Lease<Arc<u64>>) {
+            self.send.send(lease).unwrap();
+            self.dropped.recv().unwrap();
+        }
+
+        fn exit(self) {
+            drop(self.send);
+            self.thread.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_drop_deferred_past_a_seal_elsewhere_applies_at_the_next_block() {
+        let dropper = Dropper::spawn();
+        let (value, freed) = tracked();
+        let mut issuer = Issuer::new(value);
+        let (first, second) = (issuer.issue(), issuer.issue());
+        dropper.drop_there(first);
+        drop(issuer);
+        drop(second);
+        assert!(freed.upgrade().is_some(), "the other thread still defers its drop");
+        let (other, other_freed) = tracked();
+        let mut other_issuer = Issuer::new(other);
+        dropper.drop_there(other_issuer.issue());
+        assert!(freed.upgrade().is_none(), "applied when that thread dropped a lease of another block");
+        drop(other_issuer);
+        assert!(other_freed.upgrade().is_some(), "now the other block's drop is deferred");
+        dropper.exit();
+        assert!(other_freed.upgrade().is_none(), "applied when that thread exited");
+    }
+
+    #[test]
+    fn a_drop_after_the_seal_applies_at_once() {
+        let dropper = Dropper::spawn();
+        let (value, freed) = tracked();
+        let mut issuer = Issuer::new(value);
+        let lease = issuer.issue();
+        drop(issuer);
+        dropper.drop_there(lease);
+        assert!(freed.upgrade().is_none(), "the last lease, dropped after the seal");
+        dropper.exit();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The one place that chooses between `std` and `loom` primitives.
 //!
 //! Library code names `crate::sync::…` only, so `RUSTFLAGS="--cfg loom"` swaps every
-//! atomic, lock, thread handle and `UnsafeCell` for loom's model-checked versions without
+//! atomic, lock, thread handle, thread-local and `UnsafeCell` for loom's model-checked versions without
 //! touching the algorithms. [`ArcCell`] is the one composite here: `arc-swap` in normal
 //! builds (readers never block), a mutex-guarded `Arc` under loom (which cannot see
 //! inside `arc-swap`); both give the same "load the latest published `Arc`" contract.
@@ -9,12 +9,12 @@
 #[cfg(not(loom))]
 pub(crate) use std::sync::{atomic, Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::thread;
+pub(crate) use std::{thread, thread_local};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{atomic, Arc, Mutex, MutexGuard};
 #[cfg(loom)]
-pub(crate) use loom::thread;
+pub(crate) use loom::{thread, thread_local};
 
 /// Statistics counters: `std`'s atomics even under loom. Every access is `Relaxed` and
 /// no decision of the library reads them, so they order nothing; modelling them would

@@ -240,7 +240,8 @@ fn chunk_holding<T>(chunks: &[Arc<Chunk<T>>], position: u64) -> Option<&Arc<Chun
 
 /// An owned event's hold on the window chunk its record lies in ([`crate::Entry`]),
 /// issued by the reading watch's cursor (see `lease.rs`): making one costs no atomic
-/// operation, and it touches no count the other readers of the chunk share.
+/// operation, dropping one on the thread that reads usually none either, and neither
+/// touches a count the other readers of the chunk share.
 pub(crate) struct Lease<T>(lease::Lease<Arc<Chunk<T>>>);
 
 impl<T> Clone for Lease<T> {

@@ -7,7 +7,7 @@
 mod hand_off;
 
 use crate::event::{Origin, Record};
-use crate::lease::Issuer;
+use crate::lease::{self, Issuer};
 use crate::notify::{thread_waker, Parker, WaitList};
 use crate::ring::{self, PushError, Receiver, Sender};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -291,6 +291,13 @@ impl Drop for Counted {
     }
 }
 
+/// What a thread's exit does with its deferred lease drops. Loom's `join` returns before
+/// the thread's thread-locals are dropped (std's waits for it), so a modelled thread
+/// applies them itself before it returns.
+fn exit_deferred() {
+    lease::flush();
+}
+
 #[test]
 fn a_leased_value_is_freed_once_after_the_seal_and_every_lease() {
     loom::model(|| {
@@ -301,12 +308,44 @@ fn a_leased_value_is_freed_once_after_the_seal_and_every_lease() {
             let again = first.clone();
             drop(first);
             assert_eq!(again.value().read(), 7, "alive while a lease is");
+            drop(again);
+            exit_deferred();
         });
-        let dropping = thread::spawn(move || assert_eq!(second.value().read(), 7));
+        let dropping = thread::spawn(move || {
+            assert_eq!(second.value().read(), 7);
+            drop(second);
+            exit_deferred();
+        });
         // The seal races with both.
         drop(issuer);
         cloning.join().unwrap();
         dropping.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+#[test]
+fn deferred_drops_free_each_block_once_whichever_thread_applies_them() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let counted = |data| Counted { drops: drops.clone(), data: UnsafeCell::new(data) };
+        let (mut first, mut second) = (Issuer::new(counted(1)), Issuer::new(counted(2)));
+        let (of_first, of_second, kept) = (first.issue(), second.issue(), first.issue());
+        let dropping = thread::spawn(move || {
+            assert_eq!(of_first.value().read(), 1, "alive while a lease is");
+            // Deferred while `first` is unsealed, applied by the next drop; that one is
+            // deferred in turn, and applied as the thread exits.
+            drop(of_first);
+            assert_eq!(of_second.value().read(), 2, "alive while a lease is");
+            drop(of_second);
+            exit_deferred();
+        });
+        // The seals race with the other thread's drops.
+        drop(first);
+        assert_eq!(kept.value().read(), 1, "alive while a lease is");
+        drop(kept);
+        drop(second);
+        dropping.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 2, "each value freed once, after its last holder");
     });
 }
