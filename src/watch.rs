@@ -815,13 +815,18 @@ impl<T> Watch<T> {
                     return Ok(Replayed { visited, at_limit: true });
                 }
                 Read::Record(mut slot) => {
-                    self.position += 1;
+                    let position = self.position + 1;
+                    self.position = position;
                     if slot.revision <= self.revision {
                         continue;
                     }
-                    self.revision = self.revision.max(slot.complete());
+                    let revision = self.revision.max(slot.complete());
+                    self.revision = revision;
                     if let Some(event) = filter.event(slot.record()) {
-                        let progress = Progress { position: self.position, revision: self.revision };
+                        // From the values, not the fields just stored: one 16-byte load
+                        // of both cannot be forwarded from the two 8-byte stores, and
+                        // would wait for them to reach the cache.
+                        let progress = Progress { position, revision };
                         sink.window(event, &mut slot, progress);
                         visited += 1;
                     }
