@@ -375,4 +375,46 @@ mod tests {
             assert!(freed.upgrade().is_none());
         }
     }
+
+    #[test]
+    fn leases_of_many_blocks_interleaved_across_threads_free_each_value_once() {
+        let (rounds, leases_per_block) = if cfg!(miri) { (2, 3) } else { (100, 64) };
+        for _ in 0..rounds {
+            let (values, freed): (Vec<_>, Vec<_>) = (0..4u64)
+                .map(|block| {
+                    let value = Arc::new(block);
+                    let freed = Arc::downgrade(&value);
+                    (value, freed)
+                })
+                .unzip();
+            let mut issuers: Vec<_> = values.into_iter().map(Issuer::new).collect();
+            let (senders, threads): (Vec<_>, Vec<_>) = (0..3)
+                .map(|_| {
+                    let (send, leases) = std::sync::mpsc::channel::<(u64, Lease<Arc<u64>>)>();
+                    // Each thread's drops switch between blocks, defer, apply, and
+                    // race with the seals; it reads each value as it drops the lease.
+                    let thread = std::thread::spawn(move || {
+                        for (block, lease) in leases {
+                            assert_eq!(**lease.value(), block, "alive while a lease is");
+                        }
+                    });
+                    (send, thread)
+                })
+                .unzip();
+            for index in 0..leases_per_block {
+                for (block, issuer) in issuers.iter_mut().enumerate() {
+                    let thread = (index + block) % senders.len();
+                    senders[thread].send((block as u64, issuer.issue())).unwrap();
+                }
+                if index == leases_per_block / 2 {
+                    // Two blocks sealed while their leases are still being dropped.
+                    issuers.truncate(2);
+                }
+            }
+            drop(issuers);
+            drop(senders);
+            threads.into_iter().for_each(|thread| thread.join().unwrap());
+            assert!(freed.iter().all(|freed| freed.upgrade().is_none()), "every value freed");
+        }
+    }
 }
