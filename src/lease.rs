@@ -64,7 +64,8 @@ const UNSEALED: usize = usize::MAX / 2;
 /// deferred drops can name a block by its count whatever the value's type.
 #[repr(C)]
 struct Block<P> {
-    /// `UNSEALED + clones − drops` until the seal, the live leases after (module docs).
+    /// `UNSEALED + clones − applied drops` until the seal; after it, the leases not yet
+    /// dropped plus the drops still deferred (module docs).
     holders: AtomicUsize,
     value: P,
 }
