@@ -1,10 +1,11 @@
 //! The one place that chooses between `std` and `loom` primitives.
 //!
 //! Library code names `crate::sync::…` only, so `RUSTFLAGS="--cfg loom"` swaps every
-//! atomic, lock, thread handle, thread-local and `UnsafeCell` for loom's model-checked versions without
-//! touching the algorithms. [`ArcCell`] is the one composite here: `arc-swap` in normal
-//! builds (readers never block), a mutex-guarded `Arc` under loom (which cannot see
-//! inside `arc-swap`); both give the same "load the latest published `Arc`" contract.
+//! atomic, lock, thread handle, thread-local and `UnsafeCell` for loom's model-checked
+//! versions without touching the algorithms. [`ArcCell`] is the one composite here:
+//! `arc-swap` in normal builds (readers never block), a mutex-guarded `Arc` under loom
+//! (which cannot see inside `arc-swap`); both give the same "load the latest published
+//! `Arc`" contract.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{atomic, Arc, Mutex, MutexGuard};
