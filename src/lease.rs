@@ -36,11 +36,12 @@
 //! A deferred drop only postpones a decrement, so it never frees anything early. It can
 //! free late: a block is freed once its seal and every drop are applied, and a thread's
 //! deferred drops are applied when that thread drops a lease of another block, seals, or
-//! exits. A lease dropped after its issuer sealed is applied at once (the drop sees the
-//! seal in the count), so deferral only lasts past the seal when the seal ran on another
-//! thread in between; then at most one block per thread waits for that thread's next
-//! flush. A block holds one window chunk, which the window frees only once no block
-//! holds it.
+//! exits. A thread starts deferring a block's drops only while the block is unsealed (the
+//! drop that would start it sees the seal in the count, and is applied at once instead),
+//! and its own seals apply what it defers; so deferral lasts past a seal only when the
+//! seal ran on another thread meanwhile. The thread's later drops of that block join the
+//! deferred ones, and at most one block per thread waits for that thread's next flush.
+//! A block holds one window chunk, which the window frees only once no block holds it.
 //!
 //! Orderings, all in this file, as `std::sync::Arc` chooses them: a clone adds with
 //! `Relaxed` (a holder exists, so the block cannot be freed meanwhile); the seal and
@@ -145,9 +146,9 @@ impl<P> Clone for Lease<P> {
 impl<P> Drop for Lease<P> {
     fn drop(&mut self) {
         let drop_now = Drops { holders: self.block.cast(), count: 1, free: free::<P> };
-        // Deferred only while the issuer has not sealed: a drop after the seal may be the
-        // last, and is applied at once. `try_with`: during thread exit, after this
-        // thread's deferred drops were applied, the drop is applied at once too.
+        // Deferral starts only while the issuer has not sealed: a first drop after the
+        // seal may be the last, and is applied at once. `try_with`: during thread exit,
+        // after this thread's deferred drops were applied, the drop is applied at once.
         let deferred = DEFERRED.try_with(|deferred| {
             deferred.defer(drop_now, || self.holders().load(Ordering::Relaxed) > UNSEALED / 2)
         });
@@ -325,11 +326,12 @@ mod tests {
         let dropper = Dropper::spawn();
         let (value, freed) = tracked();
         let mut issuer = Issuer::new(value);
-        let (first, second) = (issuer.issue(), issuer.issue());
+        let (first, second, third) = (issuer.issue(), issuer.issue(), issuer.issue());
         dropper.drop_there(first);
         drop(issuer);
         drop(second);
-        assert!(freed.upgrade().is_some(), "the other thread still defers its drop");
+        dropper.drop_there(third);
+        assert!(freed.upgrade().is_some(), "the other thread defers its drops, the later one too");
         let (other, other_freed) = tracked();
         let mut other_issuer = Issuer::new(other);
         dropper.drop_there(other_issuer.issue());
