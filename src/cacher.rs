@@ -111,12 +111,12 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
     ///
     /// The oldest events go first, as with the event capacity, and the byte bound wins
     /// over the growing window's wish to hold 75 s: a watch or exact list from a revision
-    /// it evicted gets [`WatchError::Expired`](crate::WatchError::Expired) or
-    /// [`ListError::Expired`](crate::ListError::Expired), as for any revision older than
-    /// the window. The events of the newest revision stay whatever they weigh, so a
-    /// transaction or relist heavier than `limit` is replayable whole until a newer
-    /// revision arrives. Memory follows the bound within about an eighth of it: evicted
-    /// events are freed in runs, once a whole run of about `limit / 8` bytes is evicted.
+    /// it evicted gets [`WatchError::Expired`] or [`ListError::Expired`], as for any
+    /// revision older than the window. The events of the newest revision stay whatever
+    /// they weigh, so a transaction or relist heavier than `limit` is replayable whole
+    /// until a newer revision arrives. Memory follows the bound within about an eighth of
+    /// it: evicted events are freed in runs, once a whole run of about `limit / 8` bytes
+    /// is evicted.
     /// [`Stats::window_bytes`](crate::Stats::window_bytes) says what the window weighs.
     ///
     /// ```
