@@ -910,6 +910,34 @@ mod tests {
     }
 
     #[test]
+    fn entries_dropped_while_their_cursor_reads_the_chunk_free_it_once_the_cursor_moves_on() {
+        let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 0);
+        let window = writer.reader();
+        append_published(&mut writer, 1..=3);
+        let mut cursor = Cursor::new();
+        let mut object = None;
+        for position in 1..=3 {
+            let Read::Record(mut slot) = window.read(position, &mut cursor) else {
+                panic!("{position} is held")
+            };
+            let entry = slot.entry(Side::New);
+            object.get_or_insert_with(|| entry.object().clone());
+            // Dropped on this thread while the cursor still reads the chunk: deferred.
+            drop(entry);
+        }
+        let object = object.expect("three entries read");
+        append_published(&mut writer, 4..=CHUNK_LEN as u64 * 3);
+        assert_eq!(std::sync::Arc::strong_count(&object), 2, "the cursor holds the evicted chunk");
+        assert!(matches!(window.read(window.first(), &mut cursor), Read::Record(_)));
+        writer.trim(Duration::ZERO);
+        assert_eq!(
+            std::sync::Arc::strong_count(&object),
+            1,
+            "moving on, the cursor applied the deferred drops, and the writer freed the chunk"
+        );
+    }
+
+    #[test]
     fn growing_capacity_keeps_young_history() {
         let policy = Capacity::Growing { min: 2, max: 8, keep: Duration::from_secs(75) };
         let mut writer = WindowWriter::new(policy, 0);
