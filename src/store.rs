@@ -1,21 +1,26 @@
 //! The current state: every live key and its object, at one revision.
 //!
-//! The dispatcher mutates its own persistent map (`imbl::OrdMap`, a B-tree with
+//! The dispatcher mutates its own persistent map (`imbl`'s ordered map, a B-tree with
 //! structural sharing) and publishes an O(1) clone of it once per batch of changes.
 //! Readers load the latest published snapshot without a lock and without ever making the
 //! dispatcher wait; a snapshot is one consistent revision, never a mix. Mutating a map
 //! whose nodes a snapshot still shares copies only the touched path, once per batch.
 
 use crate::sync::{Arc, ArcCell};
-use imbl::OrdMap;
 use std::ops::Bound;
 
 type Object<T> = std::sync::Arc<T>;
 type Key = std::sync::Arc<str>;
 
+/// Every live key's object, in key order. Nodes are shared through `triomphe::Arc`: the
+/// dispatcher mutates a node in place when no snapshot shares it, and `triomphe` tells
+/// that with a plain load of the count, where `std::sync::Arc::make_mut` takes a locked
+/// compare-exchange on every node of every insert's path.
+pub(crate) type Objects<T> = imbl::GenericOrdMap<Key, Object<T>, archery::ArcTK>;
+
 /// The state at one revision.
 pub(crate) struct Snapshot<T> {
-    pub(crate) objects: OrdMap<Key, Object<T>>,
+    pub(crate) objects: Objects<T>,
     pub(crate) revision: u64,
 }
 
@@ -56,7 +61,7 @@ impl<T> std::fmt::Debug for Store<T> {
 /// The writing side: owned by the dispatcher alone (not `Clone`).
 pub(crate) struct StoreWriter<T> {
     store: Arc<Store<T>>,
-    objects: OrdMap<Key, Object<T>>,
+    objects: Objects<T>,
     revision: u64,
     /// Whether `objects` or `revision` changed since the last publication.
     changed: bool,
@@ -65,9 +70,9 @@ pub(crate) struct StoreWriter<T> {
 impl<T> StoreWriter<T> {
     pub(crate) fn new() -> Self {
         let store = Arc::new(Store {
-            published: ArcCell::new(Arc::new(Snapshot { objects: OrdMap::new(), revision: 0 })),
+            published: ArcCell::new(Arc::new(Snapshot { objects: Objects::new(), revision: 0 })),
         });
-        Self { store, objects: OrdMap::new(), revision: 0, changed: false }
+        Self { store, objects: Objects::new(), revision: 0, changed: false }
     }
 
     pub(crate) fn reader(&self) -> Arc<Store<T>> {
@@ -84,7 +89,7 @@ impl<T> StoreWriter<T> {
     }
 
     /// Every current object, in key order.
-    pub(crate) fn objects(&self) -> &OrdMap<Key, Object<T>> {
+    pub(crate) fn objects(&self) -> &Objects<T> {
         &self.objects
     }
 
@@ -103,7 +108,7 @@ impl<T> StoreWriter<T> {
     }
 
     /// Replaces every object at once (a relist).
-    pub(crate) fn replace(&mut self, objects: OrdMap<Key, Object<T>>) {
+    pub(crate) fn replace(&mut self, objects: Objects<T>) {
         self.changed = true;
         self.objects = objects;
     }
