@@ -405,6 +405,10 @@ impl<T> Record<T> {
     /// The event a watcher sees, given which of the new and previous objects match its
     /// filter: the new only → `Added`; both → `Modified`; the previous only → `Deleted`
     /// (with the previous object); neither → nothing.
+    // Inlined (with `Filter::event`) so the replay loop builds the event where it passes
+    // it on. Returned through memory, the event's fields were stored one by one and then
+    // copied 16 bytes at a time, and each such load waited for the stores it spans.
+    #[inline]
     pub(crate) fn event_for(&self, matches: impl Fn(&T) -> bool) -> Option<EventRef<'_, T>> {
         let new_matches = self.object.as_deref().is_some_and(&matches);
         let prev_matches = self.prev.as_deref().is_some_and(&matches);

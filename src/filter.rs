@@ -54,6 +54,8 @@ impl<T> Filter<T> {
     }
 
     /// What a watcher with this filter sees of `record`.
+    // Inlined into the replay loop, as `Record::event_for` is (see there).
+    #[inline]
     pub(crate) fn event<'r>(&self, record: &'r Record<T>) -> Option<EventRef<'r, T>> {
         if !self.matches_key(&record.key) {
             return None;
