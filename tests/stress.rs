@@ -1,7 +1,8 @@
 //! Stress: several producers (or one upstream writer: sparse revisions, transactions,
 //! progress, breaks and relists), a few hundred watchers with churn and stalls, every
 //! stream checked against the model (rebuilt from the complete log, or kept by the
-//! upstream writer as it writes). Sized down under Miri and ThreadSanitizer
+//! upstream writer as it writes); and lists racing a writer, each checked against the
+//! state at the revision it reports. Sized down under Miri and ThreadSanitizer
 //! (`WATCHCACHE_STRESS_SMALL`), bounded well under a minute otherwise.
 mod common;
 mod model;
@@ -12,7 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use watchcache::{
-    Cacher, CacherBuilder, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError, WatchOptions,
+    Cacher, CacherBuilder, ListOptions, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError,
+    WatchOptions,
 };
 
 const PRODUCERS: usize = 3;
@@ -282,4 +284,79 @@ fn stress_upstream_park() {
 #[test]
 fn stress_upstream_terminate() {
     stress_upstream(SlowWatcherPolicy::Terminate, seed());
+}
+
+/// Keys of the listing stress: enough for the store's B-tree to have branches, so a
+/// change copies a path that a reader's snapshot still shares.
+const LISTED_KEYS: u64 = 512;
+const LIST_READERS: usize = 2;
+
+/// One writer puts and deletes while readers list. Every list must be the state after
+/// exactly the changes up to the revision it reports (the writer is alone, so change `r`
+/// takes revision `r`), and a reader's lists never go back. Readers drop the snapshots
+/// they listed from, so nodes the dispatcher has since copied are freed on their threads;
+/// under ThreadSanitizer, build with `--cfg tsan` as `.ci/run` does (`src/store.rs` says
+/// why).
+#[test]
+fn lists_racing_a_writer_are_each_one_whole_revision() {
+    let mut rng = Rng(seed());
+    eprintln!("seed {}", rng.0);
+    // Many changes per list, so that the snapshot a reader lists from is often one the
+    // dispatcher has since moved past and copied paths of.
+    let changes = sizes().0 * if cfg!(miri) { 1 } else { 10 };
+    // The changes, decided up front: a delete only of a key that is there, so each one
+    // takes a revision.
+    let mut live = BTreeMap::new();
+    let changes: Arc<Vec<(String, Option<u64>)>> = Arc::new(
+        (1..=changes)
+            .map(|revision| {
+                let key = format!("k{:03}", rng.below(LISTED_KEYS));
+                let object = if live.contains_key(&key) && rng.below(3) == 0 { None } else { Some(revision) };
+                match object {
+                    Some(object) => live.insert(key.clone(), object),
+                    None => live.remove(&key),
+                };
+                (key, object)
+            })
+            .collect(),
+    );
+    let cacher: Cacher<u64> = Cacher::builder().build();
+    let start = Arc::new(Barrier::new(LIST_READERS + 1));
+    let readers: Vec<_> = (0..LIST_READERS)
+        .map(|_| {
+            let (cacher, changes, start) = (cacher.clone(), changes.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut state = BTreeMap::new();
+                let (mut applied, mut lists) = (0, 0);
+                start.wait();
+                while applied < changes.len() {
+                    let list = cacher.list(ListOptions::new()).unwrap();
+                    let revision = list.revision as usize;
+                    assert!(revision >= applied, "a list went back from {applied} to {revision}");
+                    for (key, object) in &changes[applied..revision] {
+                        match object {
+                            Some(object) => state.insert(key.as_str(), *object),
+                            None => state.remove(key.as_str()),
+                        };
+                    }
+                    applied = revision;
+                    let listed: Vec<_> = list.items.iter().map(|(key, object)| (&**key, **object)).collect();
+                    let expected: Vec<_> = state.iter().map(|(key, object)| (*key, *object)).collect();
+                    assert_eq!(listed, expected, "the list at revision {revision}");
+                    lists += 1;
+                }
+                lists
+            })
+        })
+        .collect();
+    let producer = cacher.producer();
+    start.wait();
+    for (key, object) in changes.iter() {
+        match object {
+            Some(object) => producer.put(key.as_str(), *object).unwrap(),
+            None => producer.delete(key.as_str()).unwrap(),
+        }
+    }
+    let lists: usize = readers.into_iter().map(|reader| reader.join().unwrap()).sum();
+    eprintln!("checked {lists} lists of {} changes", changes.len());
 }
