@@ -883,18 +883,27 @@ mod tests {
         );
     }
 
+    /// Owned entries of the records at `positions`, read through `cursor`.
+    fn read_entries(
+        window: &Window<u64>,
+        cursor: &mut Cursor<u64>,
+        positions: std::ops::RangeInclusive<u64>,
+    ) -> Vec<Entry<u64>> {
+        positions
+            .map(|position| match window.read(position, cursor) {
+                Read::Record(mut slot) => slot.entry(Side::New),
+                _ => panic!("position {position} is held"),
+            })
+            .collect()
+    }
+
     #[test]
     fn an_owned_entry_keeps_its_record_after_eviction_and_its_cursor() {
         let mut writer = WindowWriter::new(Capacity::Fixed(CHUNK_LEN), 0);
         let window = writer.reader();
         append_published(&mut writer, 1..=3);
         let mut cursor = Cursor::new();
-        let entries: Vec<_> = (1..=3)
-            .map(|position| match window.read(position, &mut cursor) {
-                Read::Record(mut slot) => slot.entry(Side::New),
-                _ => panic!("position {position} is held"),
-            })
-            .collect();
+        let entries = read_entries(&window, &mut cursor, 1..=3);
         let object = entries[0].object().clone();
         append_published(&mut writer, 4..=CHUNK_LEN as u64 * 3);
         assert!(matches!(window.read(1, &mut Cursor::new()), Read::Evicted));
@@ -915,17 +924,10 @@ mod tests {
         let window = writer.reader();
         append_published(&mut writer, 1..=3);
         let mut cursor = Cursor::new();
-        let mut object = None;
-        for position in 1..=3 {
-            let Read::Record(mut slot) = window.read(position, &mut cursor) else {
-                panic!("{position} is held")
-            };
-            let entry = slot.entry(Side::New);
-            object.get_or_insert_with(|| entry.object().clone());
-            // Dropped on this thread while the cursor still reads the chunk: deferred.
-            drop(entry);
-        }
-        let object = object.expect("three entries read");
+        let entries = read_entries(&window, &mut cursor, 1..=3);
+        let object = entries[0].object().clone();
+        // Dropped on this thread while the cursor still reads the chunk: deferred.
+        drop(entries);
         append_published(&mut writer, 4..=CHUNK_LEN as u64 * 3);
         assert_eq!(std::sync::Arc::strong_count(&object), 2, "the cursor holds the evicted chunk");
         assert!(matches!(window.read(window.first(), &mut cursor), Read::Record(_)));
