@@ -10,10 +10,11 @@ mod model;
 use common::next;
 use model::{FilterSpec, Model, Obj, Tracked, UpstreamWriter};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use watchcache::{
-    Cacher, CacherBuilder, ListOptions, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError,
+    At, Cacher, CacherBuilder, ListOptions, ManualClock, Readiness, SlowWatcherPolicy, Start, WatchError,
     WatchOptions,
 };
 
@@ -312,32 +313,31 @@ fn lists_racing_a_writer_are_each_one_whole_revision() {
             .map(|revision| {
                 let key = format!("k{:03}", rng.below(LISTED_KEYS));
                 let object = if live.contains_key(&key) && rng.below(3) == 0 { None } else { Some(revision) };
-                match object {
-                    Some(object) => live.insert(key.clone(), object),
-                    None => live.remove(&key),
-                };
+                apply(&mut live, key.clone(), object);
                 (key, object)
             })
             .collect(),
     );
     let cacher: Cacher<u64> = Cacher::builder().build();
     let start = Arc::new(Barrier::new(LIST_READERS + 1));
+    let written = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..LIST_READERS)
         .map(|_| {
-            let (cacher, changes, start) = (cacher.clone(), changes.clone(), start.clone());
+            let (cacher, changes, start, written) =
+                (cacher.clone(), changes.clone(), start.clone(), written.clone());
             std::thread::spawn(move || {
                 let mut state = BTreeMap::new();
                 let (mut applied, mut lists) = (0, 0);
                 start.wait();
                 while applied < changes.len() {
-                    let list = cacher.list(ListOptions::new()).unwrap();
+                    // Once every change is published, wait for the last revision (or fail
+                    // after the cacher's wait) rather than list forever short of it.
+                    let at = if written.load(Ordering::Acquire) { changes.len() } else { 0 };
+                    let list = cacher.list(ListOptions::new().at(At::AtLeast(at as u64))).unwrap();
                     let revision = list.revision as usize;
                     assert!(revision >= applied, "a list went back from {applied} to {revision}");
                     for (key, object) in &changes[applied..revision] {
-                        match object {
-                            Some(object) => state.insert(key.as_str(), *object),
-                            None => state.remove(key.as_str()),
-                        };
+                        apply(&mut state, key.as_str(), *object);
                     }
                     applied = revision;
                     let listed: Vec<_> = list.items.iter().map(|(key, object)| (&**key, **object)).collect();
@@ -357,6 +357,15 @@ fn lists_racing_a_writer_are_each_one_whole_revision() {
             None => producer.delete(key.as_str()).unwrap(),
         }
     }
+    written.store(true, Ordering::Release);
     let lists: usize = readers.into_iter().map(|reader| reader.join().unwrap()).sum();
     eprintln!("checked {lists} lists of {} changes", changes.len());
+}
+
+/// Applies one change of the listing stress to a model of the state.
+fn apply<K: Ord>(state: &mut BTreeMap<K, u64>, key: K, object: Option<u64>) {
+    match object {
+        Some(object) => state.insert(key, object),
+        None => state.remove(&key),
+    };
 }
