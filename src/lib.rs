@@ -81,7 +81,7 @@
 //! | operation | progress |
 //! |---|---|
 //! | `try_put`, `try_delete`, every `Upstream::try_*` | lock-free (one CAS on the ring); wakes the dispatcher if it sleeps |
-//! | `put`, `delete`, `Upstream::apply`, … | as `try_`; while the ring is full, spins briefly, then parks the thread |
+//! | `put`, `delete`, `Upstream::apply`, … | as `try_`; while the ring is full, parks the thread |
 //! | `put_async`, `Upstream::apply_async`, … | as `try_`; while the ring is full, registers the task (a short lock) and returns `Pending` |
 //! | `put_if`, `delete_if` | publishes as `put_async`, then waits in the task for the dispatcher's answer |
 //! | `get`, `list` at `Latest`, `try_list` | lock-free: one load of the published state, then a walk of it |

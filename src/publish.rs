@@ -3,9 +3,9 @@
 //! In embedded mode the cacher numbers changes itself: any number of [`Producer`]s
 //! publish, and a [`Loader`] fills a pending cacher's initial state. A cacher of an
 //! upstream store (etcd, another log) takes the upstream's revisions instead, through its
-//! one [`Upstream`] handle. Every publish is one [`Message`] pushed into the ring, spinning
-//! briefly and then parking (or, async, registering the task) while it is full; the
-//! dispatcher applies messages in ring order, one whole message at a time.
+//! one [`Upstream`] handle. Every publish is one [`Message`] pushed into the ring, parking
+//! the thread (or, async, registering the task) while it is full; the dispatcher applies
+//! messages in ring order, one whole message at a time.
 
 use crate::error::{ConditionalError, PublishError, TryPublishError, UpstreamError};
 use crate::notify::{thread_waker, Parker};
@@ -19,9 +19,6 @@ use std::task::{Context, Poll};
 
 /// A relist's state as it comes back when refused.
 type RejectedState<T> = UpstreamError<Vec<(std::sync::Arc<str>, T)>>;
-
-/// How many times a blocked publish retries (spinning) before it parks.
-const SPINS_BEFORE_PARK: u32 = 6;
 
 /// What the incoming ring carries to the dispatcher.
 pub(crate) enum Message<T> {
@@ -131,23 +128,21 @@ pub struct Written<T> {
 }
 
 impl<T> Shared<T> {
-    /// Publishes one message, spinning briefly and then parking the thread while the ring
-    /// is full. The message comes back if the cacher has shut down.
+    /// Publishes one message, parking the thread while the ring is full. The message comes
+    /// back if the cacher has shut down.
+    ///
+    /// A full ring means the dispatcher is a whole ring of messages behind, and it wakes
+    /// parked producers once per batch it applies. A producer that spun for the first free
+    /// slot instead would take slots one at a time, in step with the dispatcher, polling
+    /// the very slot the dispatcher reads next, and on a small machine it would take a core
+    /// from the dispatcher it waits for.
     pub(crate) fn publish(&self, mut message: Message<T>) -> Result<(), Message<T>> {
-        let mut spins = 0;
         let mut parker: Option<(Arc<Parker>, std::task::Waker)> = None;
         loop {
             match self.try_publish(message) {
                 Ok(()) => return Ok(()),
                 Err(PushError::Closed(rejected)) => return Err(rejected),
                 Err(PushError::Full(rejected)) => message = rejected,
-            }
-            if spins < SPINS_BEFORE_PARK {
-                spins += 1;
-                for _ in 0..1 << spins {
-                    std::hint::spin_loop();
-                }
-                continue;
             }
             let (parker, waker) = &*parker.get_or_insert_with(|| (Arc::new(Parker::new()), thread_waker()));
             self.producers.arm(parker, waker);
