@@ -90,6 +90,17 @@ impl<T> ArcCell<T> {
         return lock(&self.inner).clone();
     }
 
+    /// Runs `read` on the latest published value without taking a reference count:
+    /// for a short read by many threads at once, where each `load` would be a contended
+    /// increment and decrement of the one count they share. `read` must not block, as it
+    /// may hold one of the thread's few `arc-swap` debt slots (or, under loom, the lock).
+    pub(crate) fn with<R>(&self, read: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(loom))]
+        return read(&self.inner.load());
+        #[cfg(loom)]
+        return read(&lock(&self.inner));
+    }
+
     /// Publishes `value`; later `load`s see it (or something newer).
     pub(crate) fn store(&self, value: Arc<T>) {
         #[cfg(not(loom))]

@@ -407,9 +407,11 @@ impl<T> Window<T> {
         }
         // Loaded after `head` (rule 3): the chunk holding `position` is in this list,
         // unless it has been evicted since.
-        let chunks = self.chunks.load();
-        if let Some(chunk) = chunk_holding(&chunks, position).filter(|chunk| chunk.get(position).is_some()) {
-            cursor.chunk = Some(chunk.clone());
+        let found = self.chunks.with(|chunks| {
+            chunk_holding(chunks, position).filter(|chunk| chunk.get(position).is_some()).cloned()
+        });
+        if let Some(chunk) = found {
+            cursor.chunk = Some(chunk);
             // The issuer of the chunk it leaves is sealed.
             cursor.issuer = None;
             return Ok(());
