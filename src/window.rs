@@ -72,6 +72,7 @@ use crate::notify::WaitList;
 use crate::store::Snapshot;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{Arc, ArcCell, UnsafeCell};
+use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
@@ -88,8 +89,11 @@ pub(crate) struct Chunk<T> {
     /// Position of slot 0.
     first: u64,
     /// Slots `0..filled` are initialised and never change again. Written by the
-    /// appending writer only.
-    filled: AtomicUsize,
+    /// appending writer only, once per record, so on a line of its own: its alignment
+    /// also puts the `Arc`'s counts, which readers change as they move from chunk to
+    /// chunk, on another line, leaving `first` and `slots`, which every reader's search
+    /// and read load, on a line nobody writes.
+    filled: CachePadded<AtomicUsize>,
     slots: Box<[UnsafeCell<MaybeUninit<Record<T>>>]>,
 }
 
@@ -103,7 +107,7 @@ unsafe impl<T: Send + Sync> Sync for Chunk<T> {}
 impl<T> Chunk<T> {
     fn new(first: u64) -> Self {
         let slots = (0..CHUNK_LEN).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect();
-        Self { first, filled: AtomicUsize::new(0), slots }
+        Self { first, filled: CachePadded::new(AtomicUsize::new(0)), slots }
     }
 
     /// The record at `position`, if this chunk holds it and it is published.
