@@ -56,7 +56,9 @@ impl<T: Send + Sync + 'static> CacherBuilder<T> {
 
     /// The trigger function: watches that ask for a trigger value are indexed by it, and
     /// each event is offered only to the watchers under its new and previous objects'
-    /// values.
+    /// values. It must give the same value for the same object every time: the
+    /// dispatcher calls it on each event's objects, and so do indexed watches catching up
+    /// from the window. Keep it short; it runs on the dispatcher thread.
     pub fn trigger<F>(mut self, trigger: F) -> Self
     where
         F: for<'a> Fn(&'a T) -> Option<&'a str> + Send + Sync + 'static,

@@ -6,6 +6,7 @@
 //! and dropping an owned event touches a count only that watch's events share, never one
 //! that every watcher of the object contends on.
 
+use crate::filter::TriggerTags;
 use crate::window::Lease;
 use std::fmt;
 use std::sync::Arc;
@@ -360,6 +361,8 @@ pub(crate) struct Record<T> {
     /// Whether this record is part of a relist's difference (which never ends a watch for
     /// being slow).
     pub(crate) relisted: bool,
+    /// The trigger values' tags, set by the dispatcher before it appends the record.
+    pub(crate) triggers: TriggerTags,
     /// When the dispatcher applied it, in nanoseconds on the cacher's clock (sizes the
     /// window); a `u64` rather than a `Duration` keeps a record at 64 bytes.
     applied_at_nanos: u64,
@@ -384,7 +387,8 @@ impl<T> Record<T> {
     ) -> Self {
         let applied_at_nanos = u64::try_from(applied_at.as_nanos()).unwrap_or(u64::MAX);
         let relisted = origin == Origin::Relist;
-        Self { revision, key, object, prev, since, ends_revision, relisted, applied_at_nanos }
+        let triggers = TriggerTags::UNKNOWN;
+        Self { revision, key, object, prev, since, ends_revision, relisted, triggers, applied_at_nanos }
     }
 
     /// The revision a reader is complete up to once it has read this record: its own if

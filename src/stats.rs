@@ -148,6 +148,11 @@ impl Counters {
         self.watchers_parked.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// How many watchers are parked now.
+    pub(crate) fn watchers_parked(&self) -> usize {
+        self.watchers_parked.load(Ordering::Relaxed)
+    }
+
     /// A watcher was terminated as too slow.
     pub(crate) fn terminated(&self) {
         add(&self.terminations);

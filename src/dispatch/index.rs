@@ -27,8 +27,7 @@ impl<T> Index<T> {
     /// Adds `watcher` under its trigger value; a watcher without one is not indexed.
     pub(crate) fn insert(&mut self, watcher: Arc<WatcherShared<T>>) {
         if let Some(value) = watcher.filter.trigger_value() {
-            let value = std::sync::Arc::from(value);
-            self.by_trigger.entry(value).or_default().push(watcher);
+            self.by_trigger.entry(value.clone()).or_default().push(watcher);
             self.len += 1;
         }
     }
@@ -36,13 +35,13 @@ impl<T> Index<T> {
     /// Removes `watcher` if it is indexed; returns whether it was.
     pub(crate) fn remove(&mut self, watcher: &Arc<WatcherShared<T>>) -> bool {
         let Some(value) = watcher.filter.trigger_value() else { return false };
-        let Some(watchers) = self.by_trigger.get_mut(value) else { return false };
+        let Some(watchers) = self.by_trigger.get_mut(&**value) else { return false };
         let Some(position) = watchers.iter().position(|indexed| Arc::ptr_eq(indexed, watcher)) else {
             return false;
         };
         watchers.swap_remove(position);
         if watchers.is_empty() {
-            self.by_trigger.remove(value);
+            self.by_trigger.remove(&**value);
         }
         self.len -= 1;
         true

@@ -27,6 +27,7 @@ pub(crate) mod budget;
 pub(crate) mod index;
 
 use crate::event::{Origin, Record};
+use crate::filter::TriggerTags;
 use crate::hand_off::{Control, Phase, Pushed, WatcherShared};
 use crate::notify::thread_waker;
 use crate::options::SlowWatcherPolicy;
@@ -253,13 +254,10 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
         let last = written.len();
         for (at, (key, object, prev)) in written.enumerate() {
             let ends_revision = at + 1 == last;
-            self.window.append(Record::new(
-                (revision, self.revision),
-                key,
-                (object, prev),
-                (origin, ends_revision),
-                now,
-            ));
+            let mut record =
+                Record::new((revision, self.revision), key, (object, prev), (origin, ends_revision), now);
+            record.triggers = self.trigger_tags(&record);
+            self.window.append(record);
             self.fan_out();
         }
         self.complete(revision);
@@ -293,6 +291,19 @@ impl<T: Send + Sync + 'static> Dispatcher<T> {
             }
         }
         self.record(revision, difference.into_iter(), Origin::Relist, now);
+    }
+
+    /// `record`'s trigger tags, while there are pushed watchers to read them: those in
+    /// live dispatch may be parked by this very record, and parked ones read it from the
+    /// window. (A watcher that joins later reads older records untagged, the slow way.)
+    fn trigger_tags(&self, record: &Record<T>) -> TriggerTags {
+        match &self.shared.trigger {
+            Some(trigger) if self.index.len() > 0 || self.shared.counters.watchers_parked() > 0 => {
+                let new = record.object.as_deref().and_then(|object| trigger(object));
+                TriggerTags::of(new, record.prev.as_deref().and_then(|object| trigger(object)))
+            }
+            _ => TriggerTags::UNKNOWN,
+        }
     }
 
     /// Offers the record just appended to the indexed watchers it concerns.
