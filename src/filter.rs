@@ -40,8 +40,8 @@ impl TriggerTags {
 
     /// The tags of a record whose new and previous objects have these trigger values.
     pub(crate) fn of(new: Option<&str>, prev: Option<&str>) -> Self {
-        let tag = |value: Option<&str>| value.map_or(NO_VALUE, tag);
-        Self { new: tag(new), prev: tag(prev) }
+        let tag_of = |value: Option<&str>| value.map_or(NO_VALUE, tag);
+        Self { new: tag_of(new), prev: tag_of(prev) }
     }
 
     /// Whether the record may concern a watcher whose trigger value has tag `wanted`.
