@@ -91,6 +91,9 @@ const WRITE_PATIENCE: Duration = Duration::from_secs(15);
 /// How long after an unanswered write it may still land: the server's request timeout
 /// (60 s), after which it gives up on etcd, and a margin.
 const LATE_LANDING: Duration = Duration::from_secs(90);
+/// The most the fault injector may take to finish the fault under way when the soak
+/// stops: a churn burst's opens, or a member's two seconds down and its restart.
+const FAULT_PATIENCE: Duration = Duration::from_secs(60);
 /// How often the server's memory and open files are read.
 const USAGE_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// The most violations printed.
@@ -536,10 +539,12 @@ async fn check(soak: &Soak, checks: &mut [StreamCheck]) {
 }
 
 /// etcd's own history of the soak's keys, read beside the server: the truth on etcd.
+/// It follows until aborted, which the soak does after its final check: that check waits
+/// for this history to reach the last acknowledged write.
 async fn follow_etcd(soak: Arc<Soak>, endpoints: Vec<String>) {
     use etcd_client::{EventType, WatchOptions};
     let prefix = format!("/registry/pods/{NAMESPACE}/");
-    while !soak.stopped() {
+    loop {
         let Ok(mut client) = etcd_client::Client::connect(&endpoints, None).await else {
             tokio::time::sleep(cluster::POLL).await;
             continue;
@@ -584,19 +589,26 @@ async fn follow_etcd(soak: Arc<Soak>, endpoints: Vec<String>) {
     }
 }
 
-/// The faults, in turn, one every `every`.
+/// The faults, in turn, one every `every`, until `stop` is notified. A fault under way
+/// is finished first (a killed member is restarted), and the processes are handed back:
+/// the final check needs the whole cluster, for etcd's own history to reach the last
+/// acknowledged write.
 async fn inject_faults(
     soak: Arc<Soak>,
     mut server: cluster::Server,
     mut etcd: Option<cluster::Etcd>,
     (every, churn_size): (Duration, usize),
-) {
+    stop: Arc<tokio::sync::Notify>,
+) -> (cluster::Server, Option<cluster::Etcd>) {
     let mut turn = 0usize;
     let mut compacted = 0u64;
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
-    while !soak.stopped() {
-        tick.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.notified() => return (server, etcd),
+            _ = tick.tick() => {}
+        }
         let faults = if etcd.is_some() { 4 } else { 1 };
         match turn % faults {
             0 => churn(&soak, churn_size).await,
@@ -705,10 +717,8 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
         stopping: AtomicBool::new(false),
         server_pid: AtomicU32::new(server.pid().unwrap_or(0)),
     });
+    let follower = endpoints.map(|endpoints| tokio::spawn(follow_etcd(soak.clone(), endpoints)));
     let mut tasks = Vec::new();
-    if let Some(endpoints) = endpoints {
-        tasks.push(tokio::spawn(follow_etcd(soak.clone(), endpoints)));
-    }
     for id in 0..flags.writers {
         tasks.push(tokio::spawn(writer(
             soak.clone(),
@@ -721,7 +731,14 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(watch(soak.clone(), index, flags.seed * 2000 + index as u64)));
     }
     tasks.push(tokio::spawn(lister(soak.clone())));
-    let faults = tokio::spawn(inject_faults(soak.clone(), server, etcd, (flags.fault_every, flags.churn)));
+    let stop_faults = Arc::new(tokio::sync::Notify::new());
+    let faults = tokio::spawn(inject_faults(
+        soak.clone(),
+        server,
+        etcd,
+        (flags.fault_every, flags.churn),
+        stop_faults.clone(),
+    ));
 
     let mut checks: Vec<StreamCheck> =
         soak.watchers.iter().map(|watcher| StreamCheck::new(watcher.selection)).collect();
@@ -754,12 +771,20 @@ async fn run(flags: Flags) -> Result<bool, Box<dyn std::error::Error>> {
         }
     }
     soak.stopping.store(true, Ordering::Relaxed);
-    faults.abort();
-    let _ = faults.await;
+    // A stored permit: the injector stops at its next wait even if it is mid-fault now.
+    stop_faults.notify_one();
+    let processes = tokio::time::timeout(FAULT_PATIENCE, faults)
+        .await
+        .map_err(|_| "the fault injector did not stop")??;
     for task in tasks {
         let _ = tokio::time::timeout(WRITE_PATIENCE, task).await;
     }
+    // The processes and etcd's own history stay up for the final check.
     check(&soak, &mut checks).await;
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    drop(processes);
     report(&soak, started.elapsed(), None);
 
     // Growth: the last quarter's floor against the second quarter's. What leaks raises
