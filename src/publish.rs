@@ -132,10 +132,11 @@ impl<T> Shared<T> {
     /// back if the cacher has shut down.
     ///
     /// A full ring means the dispatcher is a whole ring of messages behind, and it wakes
-    /// parked producers once per batch it applies. A producer that spun for the first free
-    /// slot instead would take slots one at a time, in step with the dispatcher, polling
-    /// the very slot the dispatcher reads next, and on a small machine it would take a core
-    /// from the dispatcher it waits for.
+    /// parked producers once it has drained the ring to half, so that each wake-up buys
+    /// half a ring of publishes rather than one batch. A producer that spun for the first
+    /// free slot instead would take slots one at a time, in step with the dispatcher,
+    /// polling the very slot the dispatcher reads next, and on a small machine it would
+    /// take a core from the dispatcher it waits for.
     pub(crate) fn publish(&self, mut message: Message<T>) -> Result<(), Message<T>> {
         let mut parker: Option<(Arc<Parker>, std::task::Waker)> = None;
         loop {

@@ -234,3 +234,30 @@ fn a_transaction_is_delivered_whole_even_to_a_terminated_watch() {
         }
     });
 }
+
+/// A producer that publishes more than the ring holds parks on the full ring (the blocking
+/// `publish`) and is woken by the real dispatcher, which wakes parked producers only once
+/// the ring is down to half: every change is applied. With two slots and four changes, a
+/// batch can end with the ring refilled behind it (no wake-up), and the producer can
+/// park on a full ring at any point; one preemption reaches both.
+#[test]
+fn a_producer_parked_on_a_full_ring_is_woken_at_half() {
+    loom::model(|| {
+        let builder = Cacher::builder().incoming_capacity(2).clock(ManualClock::new());
+        let (shared, dispatcher) = builder.assemble(Readiness::Ready);
+        let dispatcher = thread::spawn(dispatcher);
+        let producer = {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                for value in 1..=4 {
+                    let message = Message::Put { key: key(value), object: std::sync::Arc::new(value) };
+                    assert!(shared.publish(message).is_ok(), "closed only after publishing");
+                }
+            })
+        };
+        producer.join().unwrap();
+        shared.close();
+        dispatcher.join().unwrap();
+        assert_eq!(shared.store.snapshot().revision, 4);
+    });
+}
