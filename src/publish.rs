@@ -207,6 +207,10 @@ impl<T> Shared<T> {
 /// in three forms: waiting on the thread (`put`), waiting in a task (`put_async`, which
 /// never blocks the thread) and not waiting (`try_put`).
 ///
+/// A waiting form that finds the ring full waits until the dispatcher has drained it to
+/// half ([`CacherBuilder::incoming_capacity`](crate::CacherBuilder::incoming_capacity)),
+/// so that one wake-up lets it publish half a ring of changes.
+///
 /// A producer does not keep the cacher running: once the last [`Cacher`] handle is
 /// dropped or [`Cacher::shutdown`] is called, every publish fails with the value.
 pub struct Producer<T> {

@@ -1,6 +1,8 @@
 //! The hand-off between the dispatcher and a watch, modelled whole: the real dispatcher
 //! on one loom thread, a real [`Watch`] on another, the model's main thread publishing
-//! and shutting down; each model checks the watch's stream against what it must be.
+//! and shutting down; each model checks the watch's stream against what it must be. The
+//! last model is the other hand-off, from a producer: the real dispatcher and a producer
+//! thread that parks on a full ring.
 //!
 //! These models run a thousand-odd atomic operations per execution, so CI explores them
 //! with one preemption (`LOOM_MAX_PREEMPTIONS=1`), where each takes seconds; two take
