@@ -5,7 +5,7 @@
 //! known exactly and the report states any loss.
 
 use crate::config::{Config, Consumers, Policy, Receive};
-use crate::report::{histogram, spectrum, Latencies, Percentiles, Report};
+use crate::report::{histogram, spectrum, Latencies, Percentiles, Report, RingFigures};
 use crate::timing::{produce, Change, Consumed};
 use crate::usage::Usage;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,6 +264,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(f64)) -> Report {
         producer_cpu_seconds: producer_cpu.as_secs_f64(),
         peak_rss_bytes: usage.peak_rss_bytes,
         window_events,
+        ring: Some(RingFigures { high_water: stats.incoming_high_water, capacity: stats.incoming_capacity }),
         server: None,
     }
 }

@@ -16,4 +16,4 @@ mod wire;
 pub use config::{Config, Consumers, Policy, Receive, Resource, Wire};
 pub use embedded::run;
 pub use network::run_network;
-pub use report::{spectrum, Percentiles, Quantile, Report, ServerFigures};
+pub use report::{spectrum, Percentiles, Quantile, Report, RingFigures, ServerFigures};

@@ -187,6 +187,7 @@ pub fn run_network(config: &Config, target: &str, mut progress: impl FnMut(f64))
         producer_cpu_seconds: producer_cpu.as_secs_f64(),
         peak_rss_bytes: usage.peak_rss_bytes,
         window_events: 0,
+        ring: None,
         server: Some(server_after.since(&server_before)),
     })
 }

@@ -133,9 +133,25 @@ pub struct Report {
     pub peak_rss_bytes: u64,
     /// Window length at the end, in events.
     pub window_events: u64,
+    /// The cacher's incoming ring, in a run of the library (the server's ring is not
+    /// visible from outside).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring: Option<RingFigures>,
     /// The server's own figures, in a run over the network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerFigures>,
+}
+
+/// How full the cacher's incoming ring got: whether producers ever waited for the
+/// dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RingFigures {
+    /// The most changes the ring held at once, as the dispatcher found it at the start
+    /// of a batch.
+    pub high_water: usize,
+    /// Its capacity: a high water equal to it means the ring filled, and producers
+    /// publishing then waited.
+    pub capacity: usize,
 }
 
 /// What the server did during a run over the network, from its `/metrics` (and its CPU
@@ -271,6 +287,9 @@ impl std::fmt::Display for Report {
             self.forced_closes, self.parks, self.expiries
         )?;
         writeln!(f, "window        {} events", self.window_events)?;
+        if let Some(ring) = &self.ring {
+            writeln!(f, "ring          high water {} of {} changes", ring.high_water, ring.capacity)?;
+        }
         write!(
             f,
             "process       {:.2} CPU s ({:.2} per million deliveries; {:.2} without the producers), peak RSS {} MiB",

@@ -49,6 +49,14 @@ fn deliveries_match_on_tasks_in_batches() {
     assert_eq!(json["config"]["consumers"], "tasks", "the JSON echoes what ran");
     assert_eq!(json["config"]["receive"], "batch");
     assert!(json["cpu_seconds_per_million_deliveries"].as_f64().unwrap() > 0.0);
+    let ring = report.ring.expect("a run of the library reports its ring");
+    assert_eq!(json["ring"]["capacity"], ring.capacity);
+    assert_eq!(
+        ring.capacity,
+        watchcache::Cacher::<u64>::builder().build().stats().incoming_capacity,
+        "the default"
+    );
+    assert!(ring.high_water <= ring.capacity, "{ring:?}");
 }
 
 #[test]
