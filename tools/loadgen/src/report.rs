@@ -133,8 +133,8 @@ pub struct Report {
     pub peak_rss_bytes: u64,
     /// Window length at the end, in events.
     pub window_events: u64,
-    /// The cacher's incoming ring, in a run of the library (the server's ring is not
-    /// visible from outside).
+    /// The cacher's incoming ring, in a run of the library (over the network, the
+    /// server does not report its ring).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ring: Option<RingFigures>,
     /// The server's own figures, in a run over the network.
