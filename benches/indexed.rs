@@ -8,6 +8,11 @@
 //! receiver reads every event to the end and filters it; a watchcache watch that is dealt
 //! none stays registered, idle. Throughput is deliveries per second (one per event).
 //!
+//! A fourth peer, `channel_per_watcher`, is the floor of an index: a hash map from
+//! trigger value to one tokio channel per watcher, each event sent to its watcher's
+//! channel and received in batches, with no cache behind it. Its own ratio across N is
+//! what reaching N distinct tasks costs the runtime, whatever indexes them.
+//!
 //! A second watchcache row keeps all N watchers registered but sends `HOT_EVENTS` events
 //! to the first 100 of them, the same work at every N: its ratio across N is what the
 //! registered watchers cost (the trigger index), apart from how many distinct consumers
@@ -20,6 +25,7 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +114,35 @@ fn filter_loop(watchers: usize) -> Duration {
     tasks.finish(start)
 }
 
+/// One bounded channel per watcher behind a hash map from trigger value to sender; the
+/// receivers take batches, as the watchcache rows do.
+fn channel_per_watcher(watchers: usize) -> Duration {
+    let events = events(watchers);
+    let mut senders = HashMap::with_capacity(watchers);
+    let mut work = Vec::new();
+    for index in 0..watchers {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Arc<Pod>>(1024);
+        let expected = matches_of(index, events, watchers);
+        senders.insert(node(index), sender);
+        work.push(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut seen = 0;
+            while seen < expected {
+                seen += receiver.recv_many(&mut batch, BATCH).await as u64;
+                black_box(&batch);
+                batch.clear();
+            }
+        });
+    }
+    let tasks = Tasks::spawn(work);
+    let workload = pods(events, watchers);
+    let start = Instant::now();
+    for (_, pod) in workload {
+        senders[&pod.node].blocking_send(Arc::new(pod)).unwrap();
+    }
+    tasks.finish(start)
+}
+
 /// The channel holds every event of the run, so no receiver can be lapped; every
 /// receiver reads all of them and keeps its own.
 fn tokio_broadcast_filter(watchers: usize) -> Duration {
@@ -163,6 +198,7 @@ fn indexed(c: &mut Criterion) {
             run: |n| watchcache_events_on_100(Mode::Upstream, n),
         },
         Peer { name: "filter_loop", elements: events, run: filter_loop },
+        Peer { name: "channel_per_watcher", elements: events, run: channel_per_watcher },
         Peer { name: "tokio_broadcast_filter", elements: events, run: tokio_broadcast_filter },
         Peer { name: "harness", elements: events, run: harness },
     ];
