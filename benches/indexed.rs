@@ -8,7 +8,7 @@
 //! receiver reads every event to the end and filters it; a watchcache watch that is dealt
 //! none stays registered, idle. Throughput is deliveries per second (one per event).
 //!
-//! A fourth peer, `channel_per_watcher`, is the floor of an index: a hash map from
+//! A third design, `channel_per_watcher`, is the floor of any index: a hash map from
 //! trigger value to one tokio channel per watcher, each event sent to its watcher's
 //! channel and received in batches, with no cache behind it. Its own ratio across N is
 //! what reaching N distinct tasks costs the runtime, whatever indexes them.
