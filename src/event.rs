@@ -34,9 +34,9 @@ use std::time::Duration;
 // tag. After a byte-wide tag that is bytes 1 to 39, copied in overlapping unaligned
 // 16-byte moves; each layer's loads then straddle two of the previous layer's stores,
 // which the processor cannot forward to them, so every layer waits for its stores to
-// reach the cache. After a word the copy is whole aligned words, each load matching one
-// earlier store. The layers still add no tag of their own: they use the tag's spare
-// values. (PERF.md run 16: the `Stream` 1.4x to 1.9x at 10 to 1,000 watchers.)
+// reach the cache. After a word the copies start on word boundaries. The layers still
+// add no tag of their own: they use the tag's spare values. (PERF.md run 16: the
+// `Stream` 1.4x to 1.9x at 10 to 1,000 watchers.)
 #[repr(u64)]
 pub enum Event<T> {
     /// The object started matching the watch (a new key, or an object that moved into

@@ -91,10 +91,6 @@ impl<T> Default for TakenAhead<T> {
 }
 
 impl<T> TakenAhead<T> {
-    fn new() -> Self {
-        Self::default()
-    }
-
     fn is_empty(&self) -> bool {
         self.next == self.filled
     }
@@ -324,7 +320,7 @@ impl<T: Send + Sync + 'static> Watch<T> {
             end: None,
             end_reported: false,
             blocking: None,
-            ahead: TakenAhead::new(),
+            ahead: TakenAhead::default(),
             yielded: Progress::default(),
         })
     }
@@ -1020,7 +1016,7 @@ mod tests {
 
     #[test]
     fn events_taken_ahead_come_out_in_order_across_refills() {
-        let mut ahead = TakenAhead::new();
+        let mut ahead = TakenAhead::default();
         assert!(ahead.is_empty());
         (1..=3).for_each(|revision| ahead.push(bookmark(revision)));
         assert_eq!(ahead.pop().map(|taken| taken.event.revision()), Some(1));
